@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine: `make serve` and `make test` (see README.md).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PY := .venv/bin/python
+# glibc's malloc thrashes on Detectron2's tensors (mmap/munmap churn); these thresholds keep latency stable.
+export MALLOC_MMAP_THRESHOLD_ ?= 131072
+export MALLOC_TRIM_THRESHOLD_ ?= 131072
+
+.PHONY: install serve test test-fast lint bench browser-deps
+
+install:
+	./scripts/install.sh
+
+serve: install
+	$(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT)
+
+browser-deps:
+	./scripts/install_browser.sh
+
+test: install browser-deps
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow and not browser"
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: install
+	$(PY) -m benchmarks.http_overhead

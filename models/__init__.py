@@ -1,0 +1,1 @@
+"""carpose training pipeline: Detectron2 configs, backbones, data registration, training and evaluation."""

@@ -1,0 +1,52 @@
+"""Every Prometheus metric of the service, defined once on a registry of our own.
+
+A dedicated registry (not prometheus_client's global one) keeps tests that build several apps in one process
+from colliding, and lets the deployment tests enumerate exactly the metric names we export.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# Seconds; CPU inference sits around 0.2-2 s, GPU around 20-100 ms, so cover both.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+REQUEST_DURATION = Histogram(
+    "carpose_request_duration_seconds",
+    "End-to-end request latency",
+    ["route", "backend", "status"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+STAGE_DURATION = Histogram(
+    "carpose_stage_duration_seconds",
+    "Latency of one stage of a pose request",
+    ["stage", "backend"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge("carpose_requests_in_flight", "Pose requests being handled", registry=REGISTRY)
+QUEUE_DEPTH = Gauge("carpose_queue_depth", "Requests waiting for a model slot", registry=REGISTRY)
+MODEL_LOAD_SECONDS = Gauge("carpose_model_load_seconds", "Time to load and warm up the model", registry=REGISTRY)
+VIEWS = Counter("carpose_views_total", "Views returned", ["view", "backend"], registry=REGISTRY)
+ERRORS = Counter("carpose_errors_total", "Error responses by code", ["code", "route"], registry=REGISTRY)
+UPSTREAM_DURATION = Histogram(
+    "carpose_upstream_duration_seconds",
+    "Latency of calls to an upstream service (Amazon Rekognition)",
+    ["backend", "operation"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    "carpose_upstream_errors_total", "Failed upstream calls by error code", ["backend", "code"], registry=REGISTRY
+)
+
+
+def exported_metric_names() -> set[str]:
+    """Names as Prometheus sees them (histograms add _bucket/_sum/_count, counters _total)."""
+    names: set[str] = set()
+    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001  (no public accessor)
+        names.update(REGISTRY._collector_to_names[collector])  # noqa: SLF001
+    return names

@@ -1,0 +1,44 @@
+"""Postprocessing shared by every backend: detected car parts -> pose (pure numpy; no torch/boto3/cv2/PIL)."""
+
+from __future__ import annotations
+
+from . import labels
+from .geometry import coarse_view_of, view_of
+from .labels import CAR_LABEL, COARSE_VIEWS, MODEL_CLASSES, PART_LABELS, VIEWS, WHEEL_LABEL
+from .pose import (
+    DEFAULT_CONFIG,
+    PART_NORMAL_DEG,
+    REASON_CAR_TOO_SMALL,
+    REASON_NO_CAR,
+    REASON_TOO_FEW_PARTS,
+    REASON_VIEW_AMBIGUOUS,
+    REASONS,
+    PoseConfig,
+    estimate_pose,
+)
+from .types import Box, Detection, Point, PoseEstimate
+
+__all__ = [
+    "CAR_LABEL",
+    "COARSE_VIEWS",
+    "DEFAULT_CONFIG",
+    "MODEL_CLASSES",
+    "PART_LABELS",
+    "PART_NORMAL_DEG",
+    "REASONS",
+    "REASON_CAR_TOO_SMALL",
+    "REASON_NO_CAR",
+    "REASON_TOO_FEW_PARTS",
+    "REASON_VIEW_AMBIGUOUS",
+    "VIEWS",
+    "WHEEL_LABEL",
+    "Box",
+    "Detection",
+    "Point",
+    "PoseConfig",
+    "PoseEstimate",
+    "coarse_view_of",
+    "estimate_pose",
+    "labels",
+    "view_of",
+]

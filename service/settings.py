@@ -1,0 +1,46 @@
+"""All runtime configuration in one object, read from `POSE_*` environment variables (see the README)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "carparts_mnv2_fpn"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSE_", extra="ignore", frozen=True)
+
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Model directory (config.yaml, weights, model.json)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available")
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum detection score")
+    max_upload_bytes: int = Field(10_000_000, gt=0, description="Upload size limit; 413 above")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Decoded pixel limit; 413 above")
+    max_queue: int = Field(8, ge=0, description="Requests waiting for the model before 503 overloaded")
+    inference_workers: int = Field(1, ge=1, description="Concurrent model calls")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
+    warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
+
+    rekognition_enabled: bool = Field(False, description="Enable POST /pose/rekognition")
+    rekognition_region: str = Field("us-east-1", description="AWS region of Rekognition")
+    rekognition_endpoint_url: str | None = Field(None, description="Endpoint override (tests, VPC endpoints)")
+    rekognition_min_confidence: float = Field(50.0, ge=0.0, le=100.0, description="MinConfidence sent")
+    rekognition_connect_timeout_s: float = Field(3.0, gt=0, description="botocore connect timeout")
+    rekognition_read_timeout_s: float = Field(10.0, gt=0, description="botocore read timeout")
+    rekognition_total_max_attempts: int = Field(3, ge=1, description="botocore total_max_attempts (first try included)")
+    rekognition_project_version_arn: str | None = Field(None, description="Use DetectCustomLabels with this model")
+    rekognition_label_map: dict[str, str] = Field(
+        default_factory=dict, description="JSON object: Custom Labels name -> carpose part name"
+    )
+
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
