@@ -2,9 +2,11 @@
 
     python -m service.postprocess.calibrate --dataset ../shared/datasets/car-parts [--write]
 
-The pose model (see `pose.py`) divides a detected part's area by K_p * car_height**2, where K_p is the
+The pose model (see `pose.py`) divides a detected part's mask area by K_p * car_height**2, where K_p is the
 part's area when it faces the camera squarely, relative to the car box height squared (the car's height in
-the image barely changes with yaw, unlike its width). The ground truth has no azimuth labels, so we cannot
+the image barely changes with yaw, unlike its width); without a mask it divides the box width by
+K_width_p * car_height (box heights of wide parts grow in oblique views from above, widths do not).
+The ground truth has no azimuth labels, so we cannot
 measure "head-on" directly; instead we take a high percentile of area / car_height**2 over all annotations
 of the part: parts are seen at many angles, and the upper tail is the near-head-on views. The 85th
 percentile rather than the maximum keeps close-ups with a cropped car (small car box, huge ratio) out.
@@ -19,6 +21,7 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +41,14 @@ def polygon_area(flat: Sequence[float]) -> float:
     return float(0.5 * abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))))
 
 
-def collect_ratios(coco: dict) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
-    """Per label: box area / H**2 and polygon area / H**2, H = height of the union of the image's parts."""
-    box_ratios: dict[str, list[float]] = defaultdict(list)
-    mask_ratios: dict[str, list[float]] = defaultdict(list)
+Ratios = dict[str, list[float]]
+
+
+def collect_ratios(coco: dict) -> tuple[Ratios, Ratios, Ratios, int]:
+    """Per label: box width / H, box area / H**2 and polygon area / H**2; H = height of the union of the parts."""
+    width_ratios: Ratios = defaultdict(list)
+    box_ratios: Ratios = defaultdict(list)
+    mask_ratios: Ratios = defaultdict(list)
     images = 0
     for parts in split_coco_instances(coco).values():
         car = car_instance(parts)
@@ -55,9 +62,10 @@ def collect_ratios(coco: dict) -> tuple[dict[str, list[float]], dict[str, list[f
             if part.label == CAR_LABEL:
                 continue
             x0, y0, x1, y1 = part.box
+            width_ratios[part.label].append((x1 - x0) / car_h)
             box_ratios[part.label].append((x1 - x0) * (y1 - y0) / car_h**2)
             mask_ratios[part.label].append(sum(polygon_area(p) for p in part.polygons) / car_h**2)
-    return box_ratios, mask_ratios, images
+    return width_ratios, box_ratios, mask_ratios, images
 
 
 def mirror_label(label: str) -> str:
@@ -67,7 +75,7 @@ def mirror_label(label: str) -> str:
     return label.replace("right", "left")
 
 
-def _symmetric_percentiles(ratios: dict[str, list[float]], percentile: float) -> dict[str, float]:
+def _symmetric_percentiles(ratios: Ratios, percentile: float) -> dict[str, float]:
     # Cars are mirror-symmetric: a left part's head-on area equals its right twin's. Pooling both sides
     # halves the sampling noise and keeps left/right differences from biasing the azimuth.
     out = {}
@@ -77,33 +85,53 @@ def _symmetric_percentiles(ratios: dict[str, list[float]], percentile: float) ->
     return out
 
 
-def calibrate(annotations: Path, percentile: float = PERCENTILE) -> tuple[dict[str, float], dict[str, float], int]:
+@dataclass(frozen=True)
+class Calibration:
+    k_width: dict[str, float]
+    k_box: dict[str, float]
+    k_mask: dict[str, float]
+    images: int
+    percentile: float
+
+
+def calibrate(annotations: Path, percentile: float = PERCENTILE) -> Calibration:
     coco = json.loads(annotations.read_text())
-    box_ratios, mask_ratios, images = collect_ratios(coco)
-    return _symmetric_percentiles(box_ratios, percentile), _symmetric_percentiles(mask_ratios, percentile), images
+    width_ratios, box_ratios, mask_ratios, images = collect_ratios(coco)
+    return Calibration(
+        k_width=_symmetric_percentiles(width_ratios, percentile),
+        k_box=_symmetric_percentiles(box_ratios, percentile),
+        k_mask=_symmetric_percentiles(mask_ratios, percentile),
+        images=images,
+        percentile=percentile,
+    )
 
 
-def render_module(k_box: dict[str, float], k_mask: dict[str, float], images: int, percentile: float) -> str:
+def render_module(cal: Calibration) -> str:
     def table(values: dict[str, float]) -> str:
         return "\n".join(f'    "{label}": {values[label]},' for label in PART_LABELS if label in values)
 
-    return f'''"""Typical head-on part areas relative to the car box height squared. GENERATED, do not edit by hand.
+    return f'''"""Typical head-on part sizes relative to the car box height. GENERATED, do not edit by hand.
 
 Regenerate with `python -m service.postprocess.calibrate --dataset PATH --write` (Car Parts training split,
-{images} images, {percentile:g}th percentile of area / car_height**2 per label,
-left and right twins pooled). Numbers only, no data.
+{cal.images} images, {cal.percentile:g}th percentile per label of width / car_height and
+area / car_height**2, left and right twins pooled). Numbers only, no data.
 """
 
 from __future__ import annotations
 
-# Bounding-box area / car box height**2 (used for detections without a mask).
+# Bounding-box width / car box height (used for detections without a mask).
+K_WIDTH: dict[str, float] = {{
+{table(cal.k_width)}
+}}
+
+# Bounding-box area / car box height**2 (for reference and the synthetic test car).
 K_BOX: dict[str, float] = {{
-{table(k_box)}
+{table(cal.k_box)}
 }}
 
 # Mask (polygon) area / car box height**2 (used when a detection carries a mask).
 K_MASK: dict[str, float] = {{
-{table(k_mask)}
+{table(cal.k_mask)}
 }}
 '''
 
@@ -118,8 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not annotations.is_file():
         print(f"not found: {annotations}", file=sys.stderr)
         return 2
-    k_box, k_mask, images = calibrate(annotations, args.percentile)
-    source = render_module(k_box, k_mask, images, args.percentile)
+    source = render_module(calibrate(annotations, args.percentile))
     if args.write:
         OUTPUT.write_text(source)
         print(f"wrote {OUTPUT}")

@@ -1,13 +1,35 @@
-"""Typical head-on part areas relative to the car box height squared. GENERATED, do not edit by hand.
+"""Typical head-on part sizes relative to the car box height. GENERATED, do not edit by hand.
 
 Regenerate with `python -m service.postprocess.calibrate --dataset PATH --write` (Car Parts training split,
-400 images, 85th percentile of area / car_height**2 per label,
-left and right twins pooled). Numbers only, no data.
+400 images, 85th percentile per label of width / car_height and
+area / car_height**2, left and right twins pooled). Numbers only, no data.
 """
 
 from __future__ import annotations
 
-# Bounding-box area / car box height**2 (used for detections without a mask).
+# Bounding-box width / car box height (used for detections without a mask).
+K_WIDTH: dict[str, float] = {
+    "back_bumper": 1.0193,
+    "back_glass": 0.7051,
+    "back_left_door": 0.4743,
+    "back_left_light": 0.2701,
+    "back_right_door": 0.4743,
+    "back_right_light": 0.2701,
+    "front_bumper": 0.9839,
+    "front_glass": 0.6818,
+    "front_left_door": 0.5458,
+    "front_left_light": 0.2713,
+    "front_right_door": 0.5458,
+    "front_right_light": 0.2713,
+    "hood": 0.8339,
+    "left_mirror": 0.1254,
+    "right_mirror": 0.1254,
+    "tailgate": 0.8413,
+    "trunk": 0.8603,
+    "wheel": 0.3163,
+}
+
+# Bounding-box area / car box height**2 (for reference and the synthetic test car).
 K_BOX: dict[str, float] = {
     "back_bumper": 0.5128,
     "back_glass": 0.1687,

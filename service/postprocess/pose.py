@@ -68,7 +68,7 @@ import numpy as np
 
 from .geometry import box_areas, boxes_array, coarse_view_of, inside_fraction, union_box, view_of, wrap_deg
 from .labels import CAR_LABEL, PART_LABELS, WHEEL_LABEL
-from .part_areas import K_BOX, K_MASK
+from .part_areas import K_MASK, K_WIDTH
 from .types import Detection, Point, PoseEstimate
 
 logger = logging.getLogger(__name__)
@@ -99,16 +99,19 @@ PART_NORMAL_DEG: dict[str, float] = {
     "right_mirror": 300.0,
     "front_right_light": 325.0,
 }
-# Per-label weight: each face sums to ~2 (three front parts at 2/3, two doors at 1, back parts at 2/3 with
-# trunk OR tailgate present), lights less, mirrors little.
+# Per-label weight. Each face sums to ~2 (two doors at 1; bumper + glass + hood; bumper + glass + trunk OR
+# tailgate), so faces with more parts do not pull the direction toward themselves. Within the front and back
+# faces the vertical bumper counts most: windscreens and the hood lean back, so their image size follows the
+# yaw much less (a hood is still wide when seen from 60 degrees). Lights less, mirrors little (small, often
+# missed, normal vague).
 PART_WEIGHT: dict[str, float] = {
-    "front_bumper": 2 / 3,
-    "front_glass": 2 / 3,
-    "hood": 2 / 3,
-    "back_bumper": 2 / 3,
-    "back_glass": 2 / 3,
-    "trunk": 2 / 3,
-    "tailgate": 2 / 3,
+    "front_bumper": 1.0,
+    "front_glass": 0.5,
+    "hood": 0.35,
+    "back_bumper": 1.0,
+    "back_glass": 0.4,
+    "trunk": 0.6,
+    "tailgate": 0.6,
     "front_left_door": 1.0,
     "back_left_door": 1.0,
     "front_right_door": 1.0,
@@ -141,6 +144,37 @@ LEFT_RIGHT_PAIRS: tuple[tuple[str, str], ...] = (
 )
 KNOWN_LABELS = frozenset((*PART_LABELS, CAR_LABEL))
 
+
+def _response_table() -> tuple[np.ndarray, np.ndarray]:
+    """(raw vector-sum azimuth, true azimuth), both unwrapped and increasing, for a complete typical car.
+
+    The normals are few and unevenly spread (three labels at 0, one at 35, ...), so even perfect
+    measurements give atan2(V) a few degrees off toward the nearest well-populated face. Computing that
+    expected response once for a car with every part (trunk standing for trunk/tailgate) and inverting it
+    removes the systematic part of the error. The response is monotonic, so inversion is a table lookup.
+    """
+    labels = [label for label in PART_NORMAL_DEG if label != "tailgate"]
+    theta = np.radians([PART_NORMAL_DEG[label] for label in labels])
+    weight = np.array([PART_WEIGHT[label] for label in labels])
+    phi = np.radians(np.arange(0.0, 360.0, 0.5))
+    visible = np.clip(np.cos(phi[:, None] - theta[None, :]), 0.0, None) * weight[None, :]
+    raw = np.unwrap(np.arctan2(visible @ np.sin(theta), visible @ np.cos(theta)))
+    raw_deg, true_deg = np.degrees(raw), np.degrees(phi)
+    # Extend by one turn on both ends so lookups near 0/360 interpolate across the seam.
+    return np.concatenate([raw_deg - 360.0, raw_deg, raw_deg + 360.0]), np.concatenate(
+        [true_deg - 360.0, true_deg, true_deg + 360.0]
+    )
+
+
+_RAW_AZIMUTH, _TRUE_AZIMUTH = _response_table()
+
+
+def debias_azimuth(raw_deg: float) -> float:
+    """Invert the expected vector-sum response of a complete car (see `_response_table`)."""
+    # The middle copy of the table starts at raw 0 (a complete car seen from the front sums to 0 by symmetry).
+    return wrap_deg(float(np.interp(wrap_deg(raw_deg), _RAW_AZIMUTH, _TRUE_AZIMUTH)))
+
+
 # Typical car dimensions (m), only their ratios matter: expected wheel separations in car-box widths.
 CAR_LENGTH, CAR_WIDTH, WHEELBASE, TRACK = 4.6, 1.8, 2.7, 1.55
 MAX_WHEELS_CONSIDERED = 6  # pairs grow quadratically; more than 6 wheels on one car is detector noise
@@ -166,6 +200,7 @@ class PoseConfig:
     side_wheel_min_aspect: float = 0.55  # without azimuth: wheels at least this round count as side-on
     side_wheel_min_separation: float = 0.35  # without azimuth: pair centres at least this far (car widths)
     wheel_similar_ratio: float = 0.7  # without azimuth: smaller / larger wheel height of a same-side pair
+    wheel_separation_tolerance: float = 0.5  # with azimuth: max |log(separation / expected)| of a same-side pair
     tilt_min_side_deg: float = 20.0  # |azimuth from front/back| below: same-side wheels are not usable
     evidence_scale: float = 1.5  # sum of weights giving 63% of the "amount of evidence" factor
 
@@ -217,10 +252,18 @@ def estimate_pose_unguarded(
 
     def result(**kw: object) -> PoseEstimate:
         base: dict[str, object] = {
-            "view": None, "coarse_view": None, "azimuth_deg": None, "tilt_deg": None, "confidence": 0.0,
-            "reason": None, "cars_detected": cars_detected, "car": car, "wheels": wheels, "parts": parts,
+            "view": None,
+            "coarse_view": None,
+            "azimuth_deg": None,
+            "tilt_deg": None,
+            "confidence": 0.0,
+            "reason": None,
+            "cars_detected": cars_detected,
+            "car": car,
+            "wheels": wheels,
+            "parts": parts,
             "wheel_line": None,
-        }  # fmt: skip
+        }
         base.update(kw)
         return PoseEstimate(**base)  # type: ignore[arg-type]
 
@@ -240,19 +283,24 @@ def estimate_pose_unguarded(
         coarse = "side" if pair is not None else None
         confidence = 0.4 * min(wheels[pair[0]].score, wheels[pair[1]].score) if pair is not None else 0.0
         return result(
-            coarse_view=coarse, tilt_deg=tilt, wheel_line=line, confidence=round(confidence, 3),
+            coarse_view=coarse,
+            tilt_deg=tilt,
+            wheel_line=line,
+            confidence=round(confidence, 3),
             reason=REASON_VIEW_AMBIGUOUS,
-        )  # fmt: skip
+        )
 
     phi_parts, kappa, concentration, layout_agreement, evidence, mean_score = parts_est
     if concentration < cfg.min_concentration:
         pair = _wheel_pair(wheels, car_w, None, cfg)
         tilt, line = _tilt(wheels, pair)
         return result(
-            coarse_view="side" if pair is not None else None, tilt_deg=tilt, wheel_line=line,
+            coarse_view="side" if pair is not None else None,
+            tilt_deg=tilt,
+            wheel_line=line,
             confidence=round(0.2 * mean_score * concentration / cfg.min_concentration, 3),
             reason=REASON_VIEW_AMBIGUOUS,
-        )  # fmt: skip
+        )
 
     pair = _wheel_pair(wheels, car_w, phi_parts, cfg)
     azimuth, wheel_agreement = _fuse_wheels(phi_parts, kappa, wheels, pair, cfg)
@@ -265,9 +313,13 @@ def estimate_pose_unguarded(
     confidence = mean_score * (0.4 + 0.6 * amount) * (0.3 + 0.7 * spread) * layout_agreement * wheel_agreement
     azimuth = round(wrap_deg(azimuth), 1) % 360.0
     return result(
-        view=view_of(azimuth), coarse_view=coarse_view_of(azimuth), azimuth_deg=azimuth, tilt_deg=tilt,
-        confidence=round(min(1.0, max(0.0, confidence)), 3), wheel_line=line,
-    )  # fmt: skip
+        view=view_of(azimuth),
+        coarse_view=coarse_view_of(azimuth),
+        azimuth_deg=azimuth,
+        tilt_deg=tilt,
+        confidence=round(min(1.0, max(0.0, confidence)), 3),
+        wheel_line=line,
+    )
 
 
 # --------------------------------------------------------------------------------------------------- input
@@ -349,21 +401,18 @@ def _too_small(car: Detection, image: _Image, cfg: PoseConfig) -> bool:
     return car.width * car.height < cfg.min_car_area_fraction * image.width * image.height
 
 
-def _region_area(det: Detection, image: _Image) -> tuple[float, bool]:
-    """(area, from_mask): mask pixels inside the box when a usable mask is given, else the box area."""
+def _mask_area(det: Detection, image: _Image) -> float | None:
+    """Mask pixels inside the box, or None when there is no usable mask."""
     mask = det.mask
-    box_area = det.width * det.height
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
-        return box_area, False
+        return None
     if image.width is not None and image.height is not None and mask.shape != (int(image.height), int(image.width)):
-        return box_area, False  # a mask of another size cannot be trusted to line up with the box
+        return None  # a mask of another size cannot be trusted to line up with the box
     x0, y0, x1, y1 = det.box
     # Only count inside the box: O(box) instead of O(image), and stray pixels elsewhere are not this part.
     region = mask[int(y0) : math.ceil(y1), int(x0) : math.ceil(x1)]
     count = np.count_nonzero(region) if region.dtype == np.bool_ else np.count_nonzero(region > 0.5)
-    if count == 0:
-        return box_area, False
-    return float(count), True
+    return float(count) if count > 0 else None
 
 
 # --------------------------------------------------------------------------------------------------- parts
@@ -380,9 +429,15 @@ def _part_evidence(
     theta = np.empty(n)
     weight = np.empty(n)
     for i, part in enumerate(usable):
-        area, from_mask = _region_area(part, image)
-        k = (K_MASK if from_mask else K_BOX)[part.label]
-        ratio = min(area / (k * car_h * car_h), cfg.max_area_ratio)
+        mask_area = _mask_area(part, image)
+        if mask_area is not None:
+            ratio = mask_area / (K_MASK[part.label] * car_h * car_h)
+        else:
+            # Box only: the width, not the box area. A wide part seen obliquely from above grows taller in
+            # the image (its far end rises), so box area overstates bumpers and lights in diagonal views;
+            # the width of a vertical face is exactly its head-on width times cos(phi - theta).
+            ratio = part.width / (K_WIDTH[part.label] * car_h)
+        ratio = min(ratio, cfg.max_area_ratio)
         theta[i] = PART_NORMAL_DEG[part.label]
         weight[i] = PART_WEIGHT[part.label] * part.score * ratio
     evidence = float(weight.sum())
@@ -410,7 +465,7 @@ def _part_evidence(
         if vote_cos * vx < 0.0:
             vx = -vx
             agreement *= 0.7
-    azimuth = math.degrees(math.atan2(vy, vx))
+    azimuth = debias_azimuth(math.degrees(math.atan2(vy, vx)))
     return azimuth, norm, concentration, agreement, evidence, mean_score
 
 
@@ -475,10 +530,14 @@ def _wheel_pair(
             sep = abs(cx[i] - cx[j]) / car_w
             if sep <= 0.0:
                 continue
+            fit = 1.0
             if azimuth is not None:
-                # Same side when the separation fits wheelbase*|sin| better than track*|cos| (log scale).
-                if abs(math.log(sep / expect_same)) > abs(math.log(sep / expect_axle)):
+                # Same side when the separation fits wheelbase*|sin| better than track*|cos| (log scale) and
+                # not much worse than that: a diagonal pair (rear-left + front-right) is further apart.
+                misfit = abs(math.log(sep / expect_same))
+                if misfit > abs(math.log(sep / expect_axle)) or misfit > cfg.wheel_separation_tolerance:
                     continue
+                fit = math.exp(-misfit)
             elif (
                 min(aspect[i], aspect[j]) < cfg.side_wheel_min_aspect
                 or sep < cfg.side_wheel_min_separation
@@ -486,7 +545,7 @@ def _wheel_pair(
             ):
                 continue
             # Near-side wheels are the big, similar ones; far apart beats two wheels of a cluster.
-            merit = similar * (h[i] + h[j]) * min(1.0, sep / 0.3)
+            merit = fit * similar * (h[i] + h[j]) * min(1.0, sep / 0.3)
             if best is None or merit > best[0]:
                 best = (merit, order[i], order[j])
     return None if best is None else (best[1], best[2])
@@ -538,6 +597,15 @@ def _fuse_wheels(
 
 def _empty(reason: str, cars_detected: int) -> PoseEstimate:
     return PoseEstimate(
-        view=None, coarse_view=None, azimuth_deg=None, tilt_deg=None, confidence=0.0, reason=reason,
-        cars_detected=cars_detected, car=None, wheels=[], parts=[], wheel_line=None,
-    )  # fmt: skip
+        view=None,
+        coarse_view=None,
+        azimuth_deg=None,
+        tilt_deg=None,
+        confidence=0.0,
+        reason=reason,
+        cars_detected=cars_detected,
+        car=None,
+        wheels=[],
+        parts=[],
+        wheel_line=None,
+    )

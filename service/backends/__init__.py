@@ -1,0 +1,1 @@
+"""Detection backends: each turns a decoded image into `Detection`s for the shared postprocessing."""

@@ -1,0 +1,35 @@
+"""FastAPI dependencies: settings, the loaded model, the inference gate."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from .backends.detectron import DetectronBackend
+from .errors import ApiError
+from .gate import InferenceGate
+from .model_state import ModelState
+from .settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_model_state(request: Request) -> ModelState:
+    state: ModelState = request.app.state.model
+    return state
+
+
+def get_detectron(request: Request) -> DetectronBackend:
+    state = get_model_state(request)
+    if state.status == "loading":
+        raise ApiError(503, "model_loading", "the model is still loading; retry shortly", {"Retry-After": "5"})
+    if state.status == "failed" or state.backend is None:
+        raise ApiError(503, "model_unavailable", f"the model failed to load: {state.error}")
+    return state.backend
+
+
+def get_gate(request: Request) -> InferenceGate:
+    gate: InferenceGate = request.app.state.gate
+    return gate

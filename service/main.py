@@ -1,0 +1,51 @@
+"""The carpose FastAPI application (`service.main:app`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from .errors import install_error_handlers
+from .gate import InferenceGate
+from .middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
+from .model_state import ModelState
+from .routers import health, pose, web
+from .routers.web import STATIC_DIR
+from .settings import Settings, get_settings
+
+DESCRIPTION = """
+Tells, from one photo, how a car is positioned: which side faces the camera (eight views), its yaw
+(`azimuth_deg`) and its tilt against the image horizontal. Upload an image to `POST /pose`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.gate = InferenceGate(settings.inference_workers, settings.max_queue)
+        app.state.model.start()
+        yield
+        app.state.gate.shutdown()
+
+    app = FastAPI(title="carpose", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.model = ModelState(settings)
+    install_error_handlers(app)
+    app.include_router(pose.router)
+    app.include_router(health.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    # The middleware added last runs outermost: the body limit acts before anything reads the body.
+    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    return app
+
+
+app = create_app()

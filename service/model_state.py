@@ -1,0 +1,78 @@
+"""The Detectron2 model's life in the service: loading (in the background), warm-up, ready or failed.
+
+Loading runs on a thread started by the app's lifespan, so the server accepts connections at once:
+`/healthz` answers while the weights load, `/readyz` and `/pose` answer 503 until the warm-up inference
+has run (the first call through a fresh model is several times slower than the rest).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Literal
+
+import numpy as np
+
+from .metrics import MODEL_LOAD_SECONDS
+from .settings import Settings
+
+log = logging.getLogger("service.model")
+
+Status = Literal["loading", "ok", "failed"]
+
+
+def warmup_image(size: int = 512) -> np.ndarray:
+    """A car-ish test card: enough structure that every head of the model runs."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(90, 160, size=(size, size, 3), dtype=np.uint8)
+    image[size // 3 : 2 * size // 3, size // 8 : 7 * size // 8] = (40, 60, 150)
+    for cx in (size // 4, 3 * size // 4):
+        yy, xx = np.ogrid[:size, :size]
+        image[(yy - 2 * size // 3) ** 2 + (xx - cx) ** 2 < (size // 12) ** 2] = 20
+    return image
+
+
+class ModelState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.status: Status = "loading"
+        self.error: str | None = None
+        self.backend = None  # DetectronBackend once loaded
+        self.load_seconds: float | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.status == "ok"
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            import torch
+
+            if self.settings.torch_threads > 0:
+                torch.set_num_threads(self.settings.torch_threads)
+            from .backends.detectron import DetectronBackend
+
+            backend = DetectronBackend(self.settings.model_dir, self.settings.device, self.settings.score_threshold)
+            if self.settings.warmup:
+                backend.detect_array(warmup_image())
+        except Exception as exc:  # the service stays up and reports the failure on /readyz
+            log.exception("loading the model from %s failed", self.settings.model_dir)
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status = "failed"
+            return
+        self.backend = backend
+        self.load_seconds = time.perf_counter() - started
+        MODEL_LOAD_SECONDS.set(self.load_seconds)
+        log.info(
+            "model %s %s ready on %s in %.1f s",
+            backend.card.name, backend.card.version, backend.device, self.load_seconds,
+        )
+        self.status = "ok"

@@ -1,0 +1,43 @@
+"""POST /pose: the Detectron2 backend."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+
+from ..backends.detectron import DetectronBackend
+from ..dependencies import get_detectron, get_gate, get_settings
+from ..gate import InferenceGate
+from ..pipeline import pose_from_upload
+from ..schemas import ERROR_RESPONSES, PoseResponse
+from ..settings import Settings
+
+router = APIRouter(tags=["pose"])
+
+IMAGE_FIELD_DESCRIPTION = "Car photo: JPEG, PNG or WebP (EXIF orientation is applied)"
+RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, wheel line and pose"
+
+
+async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
+    # One byte over the limit is enough to know it is too large; never read more.
+    return await upload.read(settings.max_upload_bytes + 1)
+
+
+@router.post(
+    "/pose",
+    response_model=PoseResponse,
+    responses=ERROR_RESPONSES,
+    summary="Pose of the main car in a photo (Detectron2 car-parts model)",
+)
+async def pose(
+    request: Request,
+    image: Annotated[UploadFile, File(description=IMAGE_FIELD_DESCRIPTION)],
+    settings: Annotated[Settings, Depends(get_settings)],
+    backend: Annotated[DetectronBackend, Depends(get_detectron)],
+    gate: Annotated[InferenceGate, Depends(get_gate)],
+    render: Annotated[bool, Query(description=RENDER_DESCRIPTION)] = False,
+) -> PoseResponse:
+    request.state.backend = backend.name
+    data = await read_upload(image, settings)
+    return await pose_from_upload(data, backend, gate, settings, render)

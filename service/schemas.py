@@ -1,0 +1,119 @@
+"""Response models: the OpenAPI schema at /docs is generated from these."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+View = Literal["front", "front_left", "left", "back_left", "back", "back_right", "right", "front_right"]
+CoarseView = Literal["front", "back", "side"]
+Reason = Literal["no_car", "car_too_small", "too_few_parts", "view_ambiguous"]
+BoxXYXY = tuple[float, float, float, float]
+
+
+class CarOut(BaseModel):
+    box: BoxXYXY = Field(description="x0, y0, x1, y1 in pixels of the EXIF-corrected image")
+    score: float = Field(ge=0, le=1)
+
+
+class WheelOut(BaseModel):
+    box: BoxXYXY
+    center: tuple[float, float]
+    score: float = Field(ge=0, le=1)
+
+
+class PartOut(BaseModel):
+    label: str = Field(description="Car Parts class name, e.g. front_left_light (the car's own left)")
+    box: BoxXYXY
+    score: float = Field(ge=0, le=1)
+
+
+class ImageOut(BaseModel):
+    width: int
+    height: int
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+
+
+class PoseResponse(BaseModel):
+    view: View | None = Field(description="Side of the car facing the camera; null when no pose could be given")
+    coarse_view: CoarseView | None = Field(description="front/back/side")
+    azimuth_deg: float | None = Field(
+        description="Yaw: 0 = front faces the camera, 90 = left side, 180 = back, 270 = right side"
+    )
+    tilt_deg: float | None = Field(
+        description="Front-to-rear wheel line vs the image horizontal, counter-clockwise positive; "
+        "null with fewer than two wheels on one side"
+    )
+    confidence: float = Field(ge=0, le=1)
+    reason: Reason | None = Field(description="Why view is null or partial; null when the full pose was given")
+    cars_detected: int = Field(ge=0, description="Cars seen; the largest, most central one is posed")
+    car: CarOut | None
+    wheels: list[WheelOut]
+    parts: list[PartOut]
+    image: ImageOut
+    backend: Literal["detectron2", "rekognition"]
+    model: ModelOut
+    timings_ms: dict[str, float] = Field(description="Milliseconds per stage: decode, inference, postprocess, render, total")
+    rendered_image: str | None = Field(None, description="data:image/jpeg;base64 annotated image with ?render=true")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "view": "front_left",
+                    "coarse_view": "front",
+                    "azimuth_deg": 38.5,
+                    "tilt_deg": -1.2,
+                    "confidence": 0.81,
+                    "reason": None,
+                    "cars_detected": 1,
+                    "car": {"box": [52.0, 110.0, 478.0, 402.0], "score": 0.98},
+                    "wheels": [{"box": [90.0, 300.0, 150.0, 380.0], "center": [120.0, 340.0], "score": 0.97}],
+                    "parts": [{"label": "front_bumper", "box": [60.0, 280.0, 300.0, 360.0], "score": 0.95}],
+                    "image": {"width": 512, "height": 512},
+                    "backend": "detectron2",
+                    "model": {"name": "carparts_mnv2_fpn", "version": "2026-11-25"},
+                    "timings_ms": {"decode": 3.1, "inference": 240.5, "postprocess": 0.3, "render": 0.0, "total": 245.0},
+                    "rendered_image": None,
+                }
+            ]
+        }
+    }
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable, e.g. invalid_image, upload_too_large, overloaded")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ModelInfoResponse(BaseModel):
+    backend: str
+    name: str
+    version: str
+    device: str
+    classes: list[str]
+    model_dir: str
+    card: dict[str, object] = Field(description="model.json: training data, recipe, metrics, date, code version")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "loading", "failed"]
+    detail: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorResponse, "description": "Undecodable or truncated image"},
+    413: {"model": ErrorResponse, "description": "Upload over the byte limit or image over the pixel limit"},
+    415: {"model": ErrorResponse, "description": "Not a JPEG, PNG or WebP image"},
+    422: {"model": ErrorResponse, "description": "Missing or invalid form field"},
+    503: {"model": ErrorResponse, "description": "Model loading, or overloaded (see Retry-After)"},
+}
