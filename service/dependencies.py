@@ -1,10 +1,11 @@
-"""FastAPI dependencies: settings, the loaded model, the inference gate."""
+"""FastAPI dependencies: settings, the loaded model, the inference gates, the Rekognition backend."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
 from .backends.detectron import DetectronBackend
+from .backends.rekognition import RekognitionBackend
 from .errors import ApiError
 from .gate import InferenceGate
 from .model_state import ModelState
@@ -32,4 +33,21 @@ def get_detectron(request: Request) -> DetectronBackend:
 
 def get_gate(request: Request) -> InferenceGate:
     gate: InferenceGate = request.app.state.gate
+    return gate
+
+
+def get_rekognition(request: Request) -> RekognitionBackend:
+    backend: RekognitionBackend | None = getattr(request.app.state, "rekognition", None)
+    if backend is None:
+        raise ApiError(
+            404,
+            "backend_disabled",
+            "the Amazon Rekognition backend is disabled; set POSE_REKOGNITION_ENABLED=true (and give the service "
+            "AWS credentials) to enable POST /pose/rekognition",
+        )
+    return backend
+
+
+def get_rekognition_gate(request: Request) -> InferenceGate:
+    gate: InferenceGate = request.app.state.rekognition_gate
     return gate

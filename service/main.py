@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from .backends.rekognition import REKOGNITION_WORKERS, RekognitionBackend
 from .errors import install_error_handlers
 from .gate import InferenceGate
 from .middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
 from .model_state import ModelState
-from .routers import health, pose, web
+from .routers import health, pose, rekognition, web
 from .routers.web import STATIC_DIR
 from .settings import Settings, get_settings
 
@@ -30,15 +31,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.gate = InferenceGate(settings.inference_workers, settings.max_queue)
+        # A gate of its own: slow upstream calls must not hold the Detectron2 slots, nor the reverse.
+        app.state.rekognition_gate = InferenceGate(REKOGNITION_WORKERS, settings.max_queue, name="rekognition")
+        app.state.rekognition = RekognitionBackend(settings) if settings.rekognition_enabled else None
         app.state.model.start()
         yield
         app.state.gate.shutdown()
+        app.state.rekognition_gate.shutdown()
 
     app = FastAPI(title="carpose", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.model = ModelState(settings)
     install_error_handlers(app)
     app.include_router(pose.router)
+    app.include_router(rekognition.router)
     app.include_router(health.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")

@@ -13,19 +13,23 @@ Cue 1, part areas (the main one)
 Every part label p has an outward surface normal at azimuth theta_p in the car frame (front_bumper 0,
 front_left_light 35, left_mirror 60, left doors 90, back_left_light 145, back parts 180, ... see
 `PART_NORMAL_DEG`). A face of area A_p seen from azimuth phi projects to A_p * max(0, cos(phi - theta_p)).
-The car's height in the image barely changes with yaw (its width does), so a_p / (K_p * H**2), with a_p the
-detected area (mask pixels when a mask is given, else box area), H the car box height and K_p the part's
-typical head-on area relative to H**2 (calibrated on the training split, `calibrate.py` -> `part_areas.py`),
-estimates c_p = max(0, cos(phi - theta_p)). The weighted vector sum
+The car's height in the image barely changes with yaw (its width does), so with a mask
+a_p / (K_p * H**2) (a_p mask pixels, H the car box height, K_p the part's typical head-on area relative to
+H**2, calibrated on the training split by `calibrate.py` -> `part_areas.py`), and without a mask
+w_p / (Kw_p * H) (box width against the typical head-on width: box HEIGHTS of wide parts seen obliquely from
+above grow, since their far end rises in the image, while the width of a vertical face is exactly its
+head-on width times cos), estimates c_p = max(0, cos(phi - theta_p)). The weighted vector sum
 
     V = sum_p g_p * s_p * c_p * u(theta_p),        u(t) = (cos t, sin t), s_p the detection score,
 
 is, for parts spread around the visible half circle, proportional to the integral of cos(phi - t) u(t) over
 |t - phi| < 90, which points at phi. g_p gives each face (front, back, each side) the same total weight so a
 face with three parts (bumper, glass, hood) does not drag the direction toward itself; lights get less and
-mirrors much less (small, often missed, their normal is vague). So atan2(V) estimates phi from ALL the
-evidence: a half-seen front bumper and two big doors give a side-leaning diagonal, not "front" because a
-bumper is present.
+mirrors much less (small, often missed, their normal is vague). The normals are few and uneven, so even
+perfect measurements bias atan2(V) toward well-populated faces by a few degrees; `debias_azimuth` inverts
+the expected response of a complete car (a monotonic lookup table built at import). So phi is estimated
+from ALL the evidence: a half-seen front bumper and two big doors give a side-leaning diagonal, not
+"front" because a bumper is present.
 
 Cue 2, layout (fixes signs, robust to left/right label confusion)
 -----------------------------------------------------------------

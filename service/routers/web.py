@@ -1,17 +1,54 @@
-"""GET /: the upload web page (static files shipped with the service, no build step)."""
+"""GET /: the upload web page (static files shipped with the service, no build step).
+
+The page itself is service/static/index.html with two placeholders filled in here: the upload limit (so the page
+can refuse a too-large photo before sending it) and a content hash of app.js/style.css (so a new release is never
+served from a stale browser cache). The other static files are mounted at /static by service.main.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+ASSETS = ("app.js", "style.css")
+
+# Everything the page needs comes from this server; the annotated image and the preview are data:/blob: URLs.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/")
-async def index() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+@lru_cache(maxsize=4)
+def _page_template(static_dir: Path) -> tuple[str, str]:
+    digest = hashlib.sha256()
+    for name in ASSETS:
+        path = static_dir / name
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return (static_dir / "index.html").read_text(encoding="utf-8"), digest.hexdigest()[:12]
+
+
+def render_index(max_upload_bytes: int, static_dir: Path = STATIC_DIR) -> str:
+    html, asset_version = _page_template(static_dir)
+    return html.replace("__MAX_UPLOAD_BYTES__", str(int(max_upload_bytes))).replace(
+        "__ASSET_VERSION__", asset_version
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(request: Request) -> HTMLResponse:
+    settings = request.app.state.settings
+    return HTMLResponse(render_index(settings.max_upload_bytes), headers=PAGE_HEADERS)

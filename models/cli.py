@@ -1,0 +1,231 @@
+"""`carpose`: train, evaluate, report on and run car-parts models.
+
+  carpose train   --recipe cpu_mnv2_fpn|gpu_r50_fpn|FILE.yaml [--dataset DIR] [--output-dir MODEL_DIR] [KEY VALUE ...]
+  carpose eval    [--model-dir DIR] [--dataset DIR] [--split test] [--write]
+  carpose predict [--model-dir DIR] IMAGE_OR_DIR ...     (one JSON line per image, the JSON of POST /pose)
+  carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error on photos of known yaw)
+  carpose report  [--model-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATASET = Path(os.environ.get("CARPOSE_DATASET_DIR", REPO_ROOT.parent / "shared" / "datasets" / "car-parts"))
+DEFAULT_TURNTABLE = REPO_ROOT.parent / "shared" / "datasets" / "carvana-turntable"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def _default_model_dir() -> Path:
+    from service.settings import get_settings
+
+    return get_settings().model_dir
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import RECIPES, load_cfg
+    from .data import class_names
+    from .export import export_model_dir, load_checkpoint_state
+    from .report import HISTORY_FILE, condense_history, write_report
+    from .training import train
+
+    recipe = RECIPES.get(args.recipe, Path(args.recipe))
+    cfg = load_cfg(recipe, args.opts)
+    cfg.CARPOSE.DATASET_DIR = str(Path(args.dataset).resolve())
+    if args.weights is not None:
+        cfg.MODEL.WEIGHTS = args.weights
+    if args.max_iter is not None:
+        cfg.SOLVER.MAX_ITER = args.max_iter
+        cfg.SOLVER.STEPS = tuple(s for s in cfg.SOLVER.STEPS if s < args.max_iter)
+    if args.device is not None:
+        cfg.MODEL.DEVICE = args.device
+    cfg.OUTPUT_DIR = str(Path(args.run_dir or REPO_ROOT / "runs" / cfg.CARPOSE.MODEL_NAME).resolve())
+    cfg.freeze()
+    final = train(cfg, resume=not args.no_resume, threads=args.threads)
+
+    output_dir = Path(args.output_dir or REPO_ROOT / "models" / cfg.CARPOSE.MODEL_NAME)
+    classes = class_names(cfg.CARPOSE.WITH_CAR_CLASS)
+    card = {
+        "recipe": str(args.recipe),
+        "training_data": f"Car Parts Segmentation V2, train split ({cfg.CARPOSE.DATASET_DIR})",
+        "solver": {"ims_per_batch": cfg.SOLVER.IMS_PER_BATCH, "base_lr": cfg.SOLVER.BASE_LR,
+                   "max_iter": cfg.SOLVER.MAX_ITER, "steps": list(cfg.SOLVER.STEPS)},
+        "input": {"min_size_train": list(cfg.INPUT.MIN_SIZE_TRAIN), "min_size_test": cfg.INPUT.MIN_SIZE_TEST},
+    }
+    export_model_dir(cfg, load_checkpoint_state(final), output_dir, classes, card=card)
+    metrics_json = Path(cfg.OUTPUT_DIR) / "metrics.json"
+    if metrics_json.is_file():
+        (output_dir / HISTORY_FILE).write_text(json.dumps(condense_history(metrics_json)) + "\n")
+    if not args.skip_eval:
+        _evaluate_into_card(output_dir, Path(args.dataset), "test", args.device or "auto")
+    write_report(output_dir)
+    print(f"model directory: {output_dir}")
+    return 0
+
+
+def _evaluate_into_card(model_dir: Path, dataset: Path, split: str, device: str, limit: int | None = None) -> dict:
+    from .evaluation import evaluate
+
+    metrics = evaluate(model_dir, dataset, split=split, device=device, limit=limit)
+    card_path = model_dir / "model.json"
+    card = json.loads(card_path.read_text())
+    card["metrics"] = metrics
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return metrics
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+    from .report import write_report
+
+    model_dir = Path(args.model_dir or _default_model_dir())
+    if args.write:
+        metrics = _evaluate_into_card(model_dir, Path(args.dataset), args.split, args.device, args.limit)
+        write_report(model_dir)
+    else:
+        metrics = evaluate(model_dir, Path(args.dataset), split=args.split, device=args.device, limit=args.limit)
+    summary = {
+        "split": metrics["split"],
+        "images": metrics["images"],
+        "bbox_AP": round(metrics["bbox"]["AP"], 2),
+        "segm_AP": round(metrics["segm"]["AP"], 2),
+        "wheel_box_AP50": round(metrics["wheel_box_AP50"], 2),
+        "view_agreement_8": round(metrics["view_agreement"]["eight_way"], 4),
+        "view_agreement_coarse": round(metrics["view_agreement"]["coarse"], 4),
+        "latency_ms_p50": round(metrics["latency_ms"]["p50"], 1),
+    }
+    print(json.dumps({"summary": summary, "per_class_box_AP": metrics["bbox"]["per_class_AP"],
+                      "per_class_mask_AP": metrics["segm"]["per_class_AP"]}, indent=2))
+    return 0
+
+
+def _image_files(paths: list[str]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from service.backends.detectron import DetectronBackend
+    from service.errors import ApiError
+    from service.imaging import decode_upload
+    from service.pipeline import StageClock, to_response
+    from service.postprocess import PoseConfig, estimate_pose
+    from service.settings import get_settings
+
+    settings = get_settings()
+    model_dir = Path(args.model_dir or settings.model_dir)
+    backend = DetectronBackend(model_dir, device=args.device, score_threshold=settings.score_threshold)
+    config = PoseConfig(score_threshold=settings.score_threshold)
+    failures = 0
+    for path in _image_files(args.images):
+        clock = StageClock(backend.name)
+        try:
+            image = decode_upload(path.read_bytes(), settings.max_upload_bytes, settings.max_image_pixels)
+        except (ApiError, OSError) as exc:
+            failures += 1
+            error = {"code": exc.code, "message": exc.message} if isinstance(exc, ApiError) else {
+                "code": "unreadable", "message": str(exc)}
+            print(json.dumps({"file": str(path), "error": error}), flush=True)
+            continue
+        clock.lap("decode")
+        detections = backend.detect(image)
+        clock.lap("inference")
+        pose = estimate_pose(detections, (image.width, image.height), config)
+        clock.lap("postprocess")
+        response = to_response(pose, image, backend, clock.total(), None)
+        print(json.dumps({"file": str(path), **response.model_dump(exclude={"rendered_image"})}), flush=True)
+    return 1 if failures else 0
+
+
+def cmd_turntable(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .turntable import measure
+
+    model_dir = Path(args.model_dir or _default_model_dir())
+    result = measure(model_dir, Path(args.turntable), device=args.device)
+    for row in result["rows"]:
+        print(json.dumps(row))
+    summary = {k: v for k, v in result.items() if k != "rows"}
+    print(json.dumps(summary, indent=2))
+    if args.write:
+        card_path = model_dir / "model.json"
+        card = json.loads(card_path.read_text())
+        card["turntable"] = summary
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        write_report(model_dir)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(Path(args.model_dir or _default_model_dir())))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carpose", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model and export a model directory")
+    train.add_argument("--recipe", default="cpu_mnv2_fpn", help="cpu_mnv2_fpn, gpu_r50_fpn or a config file")
+    train.add_argument("--dataset", default=str(DEFAULT_DATASET), help="COCO car-parts dataset directory")
+    train.add_argument("--output-dir", help="model directory to write (default models/<MODEL_NAME>)")
+    train.add_argument("--run-dir", help="checkpoints and logs (default runs/<MODEL_NAME>)")
+    train.add_argument("--weights", help="initial weights: path or URL (GPU recipe: COCO model-zoo weights)")
+    train.add_argument("--max-iter", type=int, help="override SOLVER.MAX_ITER")
+    train.add_argument("--device", choices=["cpu", "cuda"], help="override MODEL.DEVICE")
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    train.add_argument("--no-resume", action="store_true", help="start over instead of resuming from checkpoints")
+    train.add_argument("--skip-eval", action="store_true", help="export without evaluating on the test split")
+    train.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="COCO AP per class and view agreement on a split")
+    ev.add_argument("--model-dir")
+    ev.add_argument("--dataset", default=str(DEFAULT_DATASET))
+    ev.add_argument("--split", default="test", choices=["train", "test"])
+    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ev.add_argument("--limit", type=int, help="first N images only")
+    ev.add_argument("--write", action="store_true", help="store the metrics in model.json and rewrite report.md")
+    ev.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("predict", help="pose of each image, one JSON line each")
+    pr.add_argument("images", nargs="+", help="image files or directories")
+    pr.add_argument("--model-dir")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.set_defaults(func=cmd_predict)
+
+    tt = sub.add_parser("turntable", help="azimuth error on turntable photos of known yaw")
+    tt.add_argument("--turntable", default=str(DEFAULT_TURNTABLE), help="directory of <car>_<NN>.jpg photos")
+    tt.add_argument("--model-dir")
+    tt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    tt.add_argument("--write", action="store_true", help="store the summary in model.json and rewrite report.md")
+    tt.set_defaults(func=cmd_turntable)
+
+    rp = sub.add_parser("report", help="rewrite report.md and its plots from model.json")
+    rp.add_argument("--model-dir")
+    rp.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Measure `azimuth_deg` on turntable photos of known yaw (the Carvana calibration set).
+
+File names are `<car>_<NN>.jpg`: the camera's azimuth is (NN - 1) x 22.5 degrees, from the car's front toward
+its LEFT side, the service's own convention. A half-step position (odd multiples of 22.5) lies between two
+views, so either neighbour counts as right. Evaluation data only: it is read in place, never copied.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from service.backends.detectron import DetectronBackend
+from service.postprocess import VIEWS, PoseConfig, estimate_pose
+
+STEP_DEG = 22.5
+NAME_PATTERN = re.compile(r"^(?P<car>[0-9a-f]+)_(?P<step>\d{2})\.jpe?g$", re.IGNORECASE)
+
+
+def angular_error(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def acceptable_views(azimuth: float) -> set[str]:
+    """Views that count as right for a true azimuth (both neighbours on a bin edge)."""
+    position = (azimuth % 360.0) / 45.0
+    if abs(position - round(position)) < 1e-6:
+        return {VIEWS[round(position) % 8]}
+    return {VIEWS[int(np.floor(position)) % 8], VIEWS[int(np.ceil(position)) % 8]}
+
+
+def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_threshold: float = 0.5) -> dict[str, Any]:
+    backend = DetectronBackend(model_dir, device=device, score_threshold=score_threshold)
+    config = PoseConfig(score_threshold=score_threshold)
+    rows = []
+    for path in sorted(turntable_dir.iterdir()):
+        match = NAME_PATTERN.match(path.name)
+        if not match:
+            continue
+        truth = (int(match["step"]) - 1) * STEP_DEG
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        pose = estimate_pose(backend.detect_array(rgb), (rgb.shape[1], rgb.shape[0]), config)
+        rows.append(
+            {
+                "file": path.name,
+                "car": match["car"],
+                "true_azimuth": truth,
+                "azimuth": pose.azimuth_deg,
+                "error": None if pose.azimuth_deg is None else angular_error(pose.azimuth_deg, truth),
+                "view": pose.view,
+                "view_ok": pose.view in acceptable_views(truth),
+                "reason": pose.reason,
+            }
+        )
+    errors = np.array([r["error"] for r in rows if r["error"] is not None], dtype=float)
+    return {
+        "images": len(rows),
+        "posed": int(errors.size),
+        "azimuth_error_deg": {
+            "median": float(np.median(errors)) if errors.size else None,
+            "mean": float(errors.mean()) if errors.size else None,
+            "p90": float(np.percentile(errors, 90)) if errors.size else None,
+            "within_22_5": float((errors <= 22.5).mean()) if errors.size else None,
+        },
+        "eight_way_accuracy": sum(r["view_ok"] for r in rows) / max(1, len(rows)),
+        "rows": rows,
+    }

@@ -1,0 +1,455 @@
+// carpose upload page. Plain JS, no build step, no external resources.
+// Every piece of text that comes from the API or from the user (file names) is inserted with textContent
+// or as an attribute value: never through innerHTML.
+"use strict";
+
+(function () {
+  const DEFAULT_MAX_UPLOAD_BYTES = 10_000_000;
+  const DETECTRON = { name: "detectron2", enabled: true, route: "/pose" };
+  const BACKEND_LABELS = {
+    detectron2: "Detectron2 (this server's model)",
+    rekognition: "Amazon Rekognition",
+  };
+
+  const VIEW_WORDS = {
+    front: "Front",
+    front_left: "Front and left side",
+    left: "Left side",
+    back_left: "Back and left side",
+    back: "Back",
+    back_right: "Back and right side",
+    right: "Right side",
+    front_right: "Front and right side",
+  };
+  const COARSE_WORDS = { front: "Front", back: "Back", side: "Side" };
+
+  const REASON_WORDS = {
+    no_car: "No car was found in this photo.",
+    car_too_small: "The car is too small in the photo to judge its pose. Try a closer or cropped photo.",
+    too_few_parts: "Too few car parts were recognised to tell which side faces the camera.",
+    view_ambiguous: "The car parts found point to different views, so the view is ambiguous.",
+  };
+
+  const STAGE_WORDS = {
+    decode: "Decode",
+    inference: "Inference",
+    postprocess: "Post-processing",
+    render: "Drawing",
+    total: "Server total",
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const form = $("upload");
+  const fileInput = $("file");
+  const cameraInput = $("camera");
+  const dropzone = $("dropzone");
+  const backendSelect = $("backend");
+  const sendButton = $("send");
+  const statusBox = $("status");
+  const result = $("result");
+
+  const maxUploadBytes = (() => {
+    const meta = document.querySelector('meta[name="carpose-max-upload-bytes"]');
+    const value = meta ? parseInt(meta.getAttribute("content"), 10) : NaN;
+    return Number.isFinite(value) && value > 0 ? value : DEFAULT_MAX_UPLOAD_BYTES;
+  })();
+
+  let chosenFile = null;
+  let previewUrl = null;
+  let busy = false;
+
+  // ---------- small helpers ----------
+
+  function formatBytes(bytes) {
+    if (bytes >= 1_000_000) return (bytes / 1_000_000).toFixed(1).replace(/\.0$/, "") + " MB";
+    if (bytes >= 1000) return Math.round(bytes / 1000) + " kB";
+    return bytes + " bytes";
+  }
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function num(value, digits) {
+    return typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : null;
+  }
+
+  function words(label) {
+    return String(label).replace(/_/g, " ");
+  }
+
+  /** Show a message in the aria-live status region. state: busy | ok | warn | error. */
+  function setStatus(state, message, detail, code) {
+    statusBox.replaceChildren();
+    if (code) statusBox.dataset.code = code;
+    else delete statusBox.dataset.code;
+    if (!message) {
+      statusBox.removeAttribute("data-state");
+      return;
+    }
+    statusBox.setAttribute("data-state", state);
+    statusBox.append(el("p", message));
+    if (detail) statusBox.append(el("p", detail, "detail"));
+  }
+
+  function setBusy(value) {
+    busy = value;
+    sendButton.setAttribute("aria-busy", value ? "true" : "false");
+    sendButton.textContent = value ? "Working…" : "Find the pose";
+  }
+
+  // ---------- backends ----------
+
+  function isSameOriginPath(route) {
+    // Only ever send photos to this server: a path like "/pose/rekognition", never "//host" or "http://".
+    return typeof route === "string" && /^\/[A-Za-z0-9/_\-.]*$/.test(route) && !route.startsWith("//");
+  }
+
+  function fillBackends(backends) {
+    const previous = backendSelect.value;
+    backendSelect.replaceChildren();
+    const usable = backends.filter((b) => b && b.enabled === true && isSameOriginPath(b.route));
+    if (!usable.some((b) => b.name === DETECTRON.name)) usable.unshift(DETECTRON);
+    for (const backend of usable) {
+      const option = el("option", BACKEND_LABELS[backend.name] || words(backend.name));
+      option.value = String(backend.name);
+      option.dataset.route = backend.route;
+      backendSelect.append(option);
+    }
+    if (usable.some((b) => b.name === previous)) backendSelect.value = previous;
+  }
+
+  async function loadBackends() {
+    try {
+      const response = await fetch("/backends", { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const body = await response.json();
+      fillBackends(Array.isArray(body.backends) ? body.backends : []);
+    } catch (err) {
+      // An older server without GET /backends: Detectron2 is always there.
+      fillBackends([DETECTRON]);
+    }
+    document.body.dataset.backendsLoaded = "true";
+  }
+
+  // ---------- choosing a file ----------
+
+  function chooseFile(file) {
+    chosenFile = file || null;
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = null;
+    const chosen = $("chosen");
+    if (!chosenFile) {
+      chosen.hidden = true;
+      return;
+    }
+    $("chosen-name").textContent = chosenFile.name || "photo";
+    $("chosen-size").textContent = "(" + formatBytes(chosenFile.size) + ")";
+    const preview = $("preview");
+    if (chosenFile.type && chosenFile.type.startsWith("image/")) {
+      previewUrl = URL.createObjectURL(chosenFile);
+      preview.src = previewUrl;
+      preview.hidden = false;
+    } else {
+      preview.removeAttribute("src");
+      preview.hidden = true;
+    }
+    chosen.hidden = false;
+    if (chosenFile.size > maxUploadBytes) {
+      setStatus("error", tooLargeMessage(chosenFile.size), "", "client_too_large");
+    } else {
+      setStatus("ok", "Ready to send " + (chosenFile.name || "the photo") + ".");
+    }
+  }
+
+  function tooLargeMessage(size) {
+    return (
+      "This file is too large (" + formatBytes(size) + "). The limit is " + formatBytes(maxUploadBytes) +
+      ": choose a smaller photo or reduce its resolution."
+    );
+  }
+
+  fileInput.addEventListener("change", () => {
+    if (fileInput.files && fileInput.files[0]) {
+      cameraInput.value = "";
+      chooseFile(fileInput.files[0]);
+    }
+  });
+  cameraInput.addEventListener("change", () => {
+    if (cameraInput.files && cameraInput.files[0]) {
+      fileInput.value = "";
+      chooseFile(cameraInput.files[0]);
+    }
+  });
+
+  for (const type of ["dragenter", "dragover"]) {
+    dropzone.addEventListener(type, (event) => {
+      event.preventDefault();
+      dropzone.classList.add("dragover");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    dropzone.addEventListener(type, (event) => {
+      event.preventDefault();
+      if (type === "dragleave" && dropzone.contains(event.relatedTarget)) return;
+      dropzone.classList.remove("dragover");
+    });
+  }
+  dropzone.addEventListener("drop", (event) => {
+    const files = event.dataTransfer && event.dataTransfer.files;
+    if (files && files.length) {
+      fileInput.value = "";
+      cameraInput.value = "";
+      chooseFile(files[0]);
+    }
+  });
+  // A photo dropped next to the drop zone must not make the browser navigate away to it.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+
+  // ---------- errors ----------
+
+  function errorMessage(status, code, message, backendName) {
+    const backend = BACKEND_LABELS[backendName] || words(backendName);
+    switch (code) {
+      case "unsupported_media_type":
+        return "This file is not a photo the service can read. Please choose a JPEG, PNG or WebP image.";
+      case "upload_too_large":
+        return "This file is too large for the service (limit " + formatBytes(maxUploadBytes) + ").";
+      case "image_too_large":
+        return "This image has too many pixels. Reduce its resolution and try again.";
+      case "invalid_image":
+        return "This image could not be decoded: it may be damaged or incomplete.";
+      case "validation_error":
+        return "No photo was received. Choose a photo and try again.";
+      case "model_loading":
+        return "The model is still loading. Try again in a few seconds.";
+      case "overloaded":
+        return "The service is busy right now. Try again in a few seconds.";
+      case "model_unavailable":
+        return "The model on this server is unavailable.";
+      case "backend_disabled":
+        return "The " + backend + " backend is not enabled on this server.";
+      default:
+        break;
+    }
+    if (code && code.startsWith("upstream_")) return "The " + backend + " backend is not reachable right now.";
+    if (status === 413) return "This file is too large for the service.";
+    if (status === 415) return "This file is not a photo the service can read.";
+    if (status === 404) return "The " + backend + " backend is not available on this server.";
+    if (status === 502 || status === 503 || status === 504) {
+      return "The " + backend + " backend is unavailable right now (HTTP " + status + ").";
+    }
+    return "The request failed (HTTP " + status + ").";
+  }
+
+  // ---------- showing a result ----------
+
+  function viewWords(body) {
+    if (body.view && VIEW_WORDS[body.view]) return VIEW_WORDS[body.view];
+    if (body.view) return words(body.view);
+    if (body.coarse_view) return (COARSE_WORDS[body.coarse_view] || words(body.coarse_view)) + " (roughly)";
+    return "not determined";
+  }
+
+  function reasonWords(reason) {
+    if (!reason) return "";
+    return REASON_WORDS[reason] || "The pose could not be fully determined (" + words(reason) + ").";
+  }
+
+  function facingWords(azimuth) {
+    // Which way the car's nose points, seen from above with the camera at the bottom.
+    const dirs = [
+      "toward the camera",
+      "toward the camera and the image's left",
+      "to the image's left",
+      "away from the camera, to the left",
+      "away from the camera",
+      "away from the camera, to the right",
+      "to the image's right",
+      "toward the camera and the image's right",
+    ];
+    return dirs[Math.round((((azimuth % 360) + 360) % 360) / 45) % 8];
+  }
+
+  function showDial(azimuth) {
+    const car = $("dial-car");
+    const caption = $("dial-caption");
+    const desc = $("dial-desc");
+    if (typeof azimuth === "number" && Number.isFinite(azimuth)) {
+      // The car is drawn nose-down (toward the camera, yaw 0); SVG rotation is clockwise on screen, which
+      // turns the nose to the image's left at yaw 90 (left side facing the camera), away at 180 and to the
+      // image's right at 270.
+      car.setAttribute("transform", "rotate(" + azimuth.toFixed(1) + ")");
+      car.classList.remove("unknown");
+      const text =
+        "Seen from above: the camera is at the bottom, looking up. Yaw " + azimuth.toFixed(0) +
+        "°: the car's nose (orange arrow) points " + facingWords(azimuth) +
+        ". 0° = front faces the camera, 90° = the car's left side, 180° = back, 270° = right side.";
+      caption.textContent = text;
+      desc.textContent = text;
+    } else {
+      car.setAttribute("transform", "rotate(0)");
+      car.classList.add("unknown");
+      const text = "No yaw: the car's orientation could not be determined from this photo.";
+      caption.textContent = text;
+      desc.textContent = text;
+    }
+  }
+
+  function fillParts(parts) {
+    const tbody = $("parts").tBodies[0];
+    tbody.replaceChildren();
+    const sorted = (Array.isArray(parts) ? parts : []).slice().sort((a, b) => (b.score || 0) - (a.score || 0));
+    for (const part of sorted) {
+      const row = el("tr");
+      row.append(el("td", words(part.label)));
+      row.append(el("td", num(part.score, 2) ?? "–", "num"));
+      tbody.append(row);
+    }
+    if (!sorted.length) {
+      const row = el("tr");
+      const cell = el("td", "No parts found.", "empty");
+      cell.colSpan = 2;
+      row.append(cell);
+      tbody.append(row);
+    }
+  }
+
+  function fillTimings(timings, roundTripMs) {
+    const tbody = $("timings").tBodies[0];
+    tbody.replaceChildren();
+    const entries = timings && typeof timings === "object" ? Object.entries(timings) : [];
+    const order = ["decode", "inference", "postprocess", "render", "total"];
+    entries.sort((a, b) => {
+      const ia = order.indexOf(a[0]);
+      const ib = order.indexOf(b[0]);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
+    });
+    for (const [stage, ms] of entries) {
+      const row = el("tr");
+      row.append(el("td", STAGE_WORDS[stage] || words(stage)));
+      row.append(el("td", num(ms, 1) ?? "–", "num"));
+      tbody.append(row);
+    }
+    const row = el("tr", undefined, "total");
+    row.id = "round-trip";
+    row.append(el("td", "Round trip (measured in this page)"));
+    row.append(el("td", roundTripMs.toFixed(0), "num"));
+    tbody.append(row);
+  }
+
+  function showResult(body, roundTripMs, backendName) {
+    const view = $("view");
+    view.textContent = viewWords(body);
+    view.dataset.view = body.view || "";
+
+    const reason = $("reason");
+    reason.textContent = reasonWords(body.reason);
+    reason.dataset.reason = body.reason || "";
+    reason.hidden = !body.reason;
+
+    const rendered = $("rendered");
+    if (typeof body.rendered_image === "string" && body.rendered_image.startsWith("data:image/")) {
+      rendered.src = body.rendered_image;
+      rendered.hidden = false;
+    } else {
+      rendered.removeAttribute("src");
+      rendered.hidden = true;
+    }
+
+    showDial(body.azimuth_deg);
+    const azimuth = num(body.azimuth_deg, 0);
+    $("azimuth").textContent = azimuth === null ? "not determined" : azimuth + "°";
+    const tilt = num(body.tilt_deg, 1);
+    if (tilt === null) {
+      $("tilt").textContent = "not measured (needs two wheels on the same side of the car)";
+    } else {
+      const t = body.tilt_deg;
+      const how = Math.abs(t) < 0.5 ? "level" : t > 0 ? "right-hand wheel higher" : "right-hand wheel lower";
+      $("tilt").textContent = (t > 0 ? "+" : "") + tilt + "° (" + how + ")";
+    }
+    const confidence = num(body.confidence * 100, 0);
+    $("confidence").textContent = confidence === null ? "–" : confidence + " %";
+    $("cars").textContent = String(body.cars_detected ?? "–");
+    $("wheels").textContent = String(Array.isArray(body.wheels) ? body.wheels.length : "–");
+    const model = body.model && body.model.name ? " · " + body.model.name + " " + (body.model.version || "") : "";
+    $("backend-used").textContent = (BACKEND_LABELS[body.backend] || words(body.backend || backendName)) + model;
+
+    fillParts(body.parts);
+    fillTimings(body.timings_ms, roundTripMs);
+
+    result.hidden = false;
+    if (body.view) {
+      setStatus("ok", "Done: " + viewWords(body).toLowerCase() + " (" + roundTripMs.toFixed(0) + " ms).");
+    } else {
+      setStatus("warn", reasonWords(body.reason) || "The view could not be determined.");
+    }
+  }
+
+  // ---------- sending ----------
+
+  async function send() {
+    if (busy) return;
+    if (!chosenFile) {
+      setStatus("error", "Choose a photo first.");
+      fileInput.focus();
+      return;
+    }
+    if (chosenFile.size > maxUploadBytes) {
+      setStatus("error", tooLargeMessage(chosenFile.size), "", "client_too_large");
+      return;
+    }
+    const option = backendSelect.selectedOptions[0];
+    const backendName = option ? option.value : DETECTRON.name;
+    const route = option && isSameOriginPath(option.dataset.route) ? option.dataset.route : DETECTRON.route;
+
+    const data = new FormData();
+    data.append("image", chosenFile, chosenFile.name || "photo.jpg");
+    setBusy(true);
+    result.hidden = true;
+    setStatus("busy", "Sending the photo to " + (BACKEND_LABELS[backendName] || words(backendName)) + "…");
+    const started = performance.now();
+    let response;
+    try {
+      response = await fetch(route + "?render=true", { method: "POST", body: data });
+    } catch (err) {
+      setBusy(false);
+      setStatus("error", "Could not reach the service. Check your connection and try again.", "", "network");
+      return;
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (err) {
+      body = null;
+    }
+    const roundTripMs = performance.now() - started;
+    setBusy(false);
+
+    if (!response.ok || !body || typeof body !== "object" || body.error) {
+      const error = body && body.error && typeof body.error === "object" ? body.error : {};
+      const code = typeof error.code === "string" ? error.code : "";
+      const message = typeof error.message === "string" ? error.message : "";
+      setStatus(
+        "error",
+        errorMessage(response.status, code, message, backendName),
+        message ? "Service says: " + message + (code ? " (" + code + ")" : "") : "",
+        code || "http_" + response.status,
+      );
+      return;
+    }
+    showResult(body, roundTripMs, backendName);
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+  });
+
+  $("max-size").textContent = formatBytes(maxUploadBytes);
+  loadBackends();
+})();
