@@ -1,10 +1,10 @@
 """`carpose`: train, evaluate, report on and run car-parts models.
 
-  carpose train   --recipe cpu_mnv2_fpn|gpu_r50_fpn|FILE.yaml [--dataset DIR] [--output-dir MODEL_DIR] [KEY VALUE ...]
-  carpose eval    [--model-dir DIR] [--dataset DIR] [--split test] [--write]
-  carpose predict [--model-dir DIR] IMAGE_OR_DIR ...     (one JSON line per image, the JSON of POST /pose)
-  carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error on photos of known yaw)
-  carpose report  [--model-dir DIR]
+carpose train   --recipe cpu_mnv2_fpn|gpu_r50_fpn|FILE.yaml [--dataset DIR] [--output-dir MODEL_DIR] [KEY VALUE ...]
+carpose eval    [--model-dir DIR] [--dataset DIR] [--split test] [--write]
+carpose predict [--model-dir DIR] IMAGE_OR_DIR ...     (one JSON line per image, the JSON of POST /pose)
+carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error on photos of known yaw)
+carpose report  [--model-dir DIR]
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     card = {
         "recipe": str(args.recipe),
         "training_data": f"Car Parts Segmentation V2, train split ({cfg.CARPOSE.DATASET_DIR})",
-        "solver": {"ims_per_batch": cfg.SOLVER.IMS_PER_BATCH, "base_lr": cfg.SOLVER.BASE_LR,
-                   "max_iter": cfg.SOLVER.MAX_ITER, "steps": list(cfg.SOLVER.STEPS)},
+        "solver": {
+            "ims_per_batch": cfg.SOLVER.IMS_PER_BATCH,
+            "base_lr": cfg.SOLVER.BASE_LR,
+            "max_iter": cfg.SOLVER.MAX_ITER,
+            "steps": list(cfg.SOLVER.STEPS),
+        },
         "input": {"min_size_train": list(cfg.INPUT.MIN_SIZE_TRAIN), "min_size_test": cfg.INPUT.MIN_SIZE_TEST},
     }
     export_model_dir(cfg, load_checkpoint_state(final), output_dir, classes, card=card)
@@ -101,8 +105,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "view_agreement_coarse": round(metrics["view_agreement"]["coarse"], 4),
         "latency_ms_p50": round(metrics["latency_ms"]["p50"], 1),
     }
-    print(json.dumps({"summary": summary, "per_class_box_AP": metrics["bbox"]["per_class_AP"],
-                      "per_class_mask_AP": metrics["segm"]["per_class_AP"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "summary": summary,
+                "per_class_box_AP": metrics["bbox"]["per_class_AP"],
+                "per_class_mask_AP": metrics["segm"]["per_class_AP"],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -134,8 +146,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             image = decode_upload(path.read_bytes(), settings.max_upload_bytes, settings.max_image_pixels)
         except (ApiError, OSError) as exc:
             failures += 1
-            error = {"code": exc.code, "message": exc.message} if isinstance(exc, ApiError) else {
-                "code": "unreadable", "message": str(exc)}
+            error = (
+                {"code": exc.code, "message": exc.message}
+                if isinstance(exc, ApiError)
+                else {"code": "unreadable", "message": str(exc)}
+            )
             print(json.dumps({"file": str(path), "error": error}), flush=True)
             continue
         clock.lap("decode")

@@ -73,9 +73,7 @@ def register_car_parts(dataset_dir: str | Path, with_car_class: bool = True, pre
     """Register `<prefix>_train` and `<prefix>_test`; returns the names. Idempotent."""
     root = Path(dataset_dir).resolve()
     if not (root / SPLITS["train"] / "annotations.json").is_file():
-        raise FileNotFoundError(
-            f"Car Parts dataset not found under {root}: see the README (Data) for where to get it"
-        )
+        raise FileNotFoundError(f"Car Parts dataset not found under {root}: see the README (Data) for where to get it")
     names = []
     for split, folder in SPLITS.items():
         name = f"{prefix}_{split}"

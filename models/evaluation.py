@@ -38,7 +38,9 @@ def _gt_coco(coco_json: dict[str, Any], classes: tuple[str, ...]) -> COCO:
     images, annotations = [], []
     for image in coco_json["images"]:
         image_id = int(image["id"])
-        images.append({"id": image_id, "width": image["width"], "height": image["height"], "file_name": image["file_name"]})
+        images.append(
+            {"id": image_id, "width": image["width"], "height": image["height"], "file_name": image["file_name"]}
+        )
         parts = instances.get(image_id, [])
         car = car_instance(parts)
         for inst in [*parts, *([car] if car is not None and car.label in classes else [])]:
@@ -96,8 +98,14 @@ def _coco_eval(gt: COCO, results: list[dict[str, Any]], iou_type: str, classes: 
     }
 
 
-def evaluate(model_dir: Path, dataset_dir: Path, split: str = "test", device: str = "auto",
-             limit: int | None = None, pose_threshold: float = 0.5) -> dict[str, Any]:
+def evaluate(
+    model_dir: Path,
+    dataset_dir: Path,
+    split: str = "test",
+    device: str = "auto",
+    limit: int | None = None,
+    pose_threshold: float = 0.5,
+) -> dict[str, Any]:
     split_dir = Path(dataset_dir) / SPLITS[split]
     coco_json = json.loads((split_dir / "annotations.json").read_text())
     if limit:

@@ -32,7 +32,9 @@ class MirrorAwareDatasetMapper(DatasetMapper):
         names = tuple(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).thing_classes)
         self.mirror_map = mirror_class_map(names)
 
-    def _transform_annotations(self, dataset_dict: dict[str, Any], transforms: T.TransformList, image_shape: Any) -> None:
+    def _transform_annotations(
+        self, dataset_dict: dict[str, Any], transforms: T.TransformList, image_shape: Any
+    ) -> None:
         flips = sum(isinstance(t, T.HFlipTransform) for t in transforms.transforms)
         if flips % 2 == 1:
             annotations = copy.deepcopy(dataset_dict["annotations"])

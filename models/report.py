@@ -9,10 +9,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on servers or CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from .evaluation import VIEW_AXIS, confusion_matrix  # noqa: E402
+from .evaluation import VIEW_AXIS, confusion_matrix
 
 HISTORY_FILE = "train_history.json"
 LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc")
@@ -94,7 +94,15 @@ def plot_confusion(metrics: dict[str, Any], out: Path) -> None:
     ax.set_ylabel("view from the ground-truth parts")
     for (i, j), count in np.ndenumerate(matrix):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if count > matrix.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if count > matrix.max() / 2 else "black",
+            )
     ax.set_title("View confusion (test split)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -121,7 +129,12 @@ def write_report(model_dir: Path, notes: str = "") -> Path:
         plot_per_class_ap(metrics, model_dir / "per_class_ap.png")
         plot_confusion(metrics, model_dir / "view_confusion.png")
         latency = metrics["latency_ms"]
-        lines += [f"## Targets ({metrics['split']} split, {metrics['images']} images)", "", "| target | goal | reached | met |", "|---|---|---|---|"]
+        lines += [
+            f"## Targets ({metrics['split']} split, {metrics['images']} images)",
+            "",
+            "| target | goal | reached | met |",
+            "|---|---|---|---|",
+        ]
         for name, (key, goal) in TARGETS.items():
             value = _get(metrics, key)
             if value is None:

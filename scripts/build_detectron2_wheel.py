@@ -31,8 +31,20 @@ def _record_hash(data: bytes) -> str:
 
 def download_upstream(into: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", f"{DIST}=={VERSION}", "--no-deps",
-         "--python-version", "310", "--only-binary=:all:", "-d", str(into), "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            f"{DIST}=={VERSION}",
+            "--no-deps",
+            "--python-version",
+            "310",
+            "--only-binary=:all:",
+            "-d",
+            str(into),
+            "--quiet",
+        ],
         check=True,
     )
     return next(into.glob("sal_detectron2-*.whl"))

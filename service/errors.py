@@ -29,7 +29,9 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     route = request.scope.get("route")
     ERRORS.labels(code=code, route=getattr(route, "path", "unmatched")).inc()
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)

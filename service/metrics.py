@@ -47,6 +47,6 @@ UPSTREAM_ERRORS = Counter(
 def exported_metric_names() -> set[str]:
     """Names as Prometheus sees them (histograms add _bucket/_sum/_count, counters _total)."""
     names: set[str] = set()
-    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001  (no public accessor)
-        names.update(REGISTRY._collector_to_names[collector])  # noqa: SLF001
+    for collector in list(REGISTRY._collector_to_names):
+        names.update(REGISTRY._collector_to_names[collector])
     return names

@@ -73,6 +73,9 @@ class ModelState:
         MODEL_LOAD_SECONDS.set(self.load_seconds)
         log.info(
             "model %s %s ready on %s in %.1f s",
-            backend.card.name, backend.card.version, backend.device, self.load_seconds,
+            backend.card.name,
+            backend.card.version,
+            backend.device,
+            self.load_seconds,
         )
         self.status = "ok"

@@ -61,7 +61,11 @@ async def pose_from_upload(
 
 
 def to_response(
-    pose: PoseEstimate, image: DecodedImage, backend: DetectionBackend, timings_ms: dict[str, float], rendered: str | None
+    pose: PoseEstimate,
+    image: DecodedImage,
+    backend: DetectionBackend,
+    timings_ms: dict[str, float],
+    rendered: str | None,
 ) -> PoseResponse:
     def box(b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         return (round(b[0], 1), round(b[1], 1), round(b[2], 1), round(b[3], 1))

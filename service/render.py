@@ -18,7 +18,7 @@ MAX_RENDER_SIDE = 1280  # keep data URLs small: the page shows the result, not a
 
 
 def _pt(x: float, y: float, scale: float) -> tuple[int, int]:
-    return int(round(x * scale)), int(round(y * scale))
+    return round(x * scale), round(y * scale)
 
 
 def render_pose(rgb: np.ndarray, pose: PoseEstimate) -> np.ndarray:
@@ -31,7 +31,13 @@ def render_pose(rgb: np.ndarray, pose: PoseEstimate) -> np.ndarray:
         x0, y0, x1, y1 = part.box
         cv2.rectangle(canvas, _pt(x0, y0, scale), _pt(x1, y1, scale), PART_COLOR, thickness)
         cv2.putText(
-            canvas, part.label, _pt(x0, y0 - 3, scale), cv2.FONT_HERSHEY_SIMPLEX, font_scale * 0.8, PART_COLOR, 1,
+            canvas,
+            part.label,
+            _pt(x0, y0 - 3, scale),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale * 0.8,
+            PART_COLOR,
+            1,
             cv2.LINE_AA,
         )
     for wheel in pose.wheels:
@@ -47,7 +53,13 @@ def render_pose(rgb: np.ndarray, pose: PoseEstimate) -> np.ndarray:
     (text_w, text_h), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
     cv2.rectangle(canvas, (0, 0), (text_w + 12, text_h + baseline + 12), (0, 0, 0), -1)
     cv2.putText(
-        canvas, caption, (6, text_h + 6), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), thickness,
+        canvas,
+        caption,
+        (6, text_h + 6),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        font_scale,
+        (255, 255, 255),
+        thickness,
         cv2.LINE_AA,
     )
     return canvas

@@ -58,7 +58,9 @@ class PoseResponse(BaseModel):
     image: ImageOut
     backend: Literal["detectron2", "rekognition"]
     model: ModelOut
-    timings_ms: dict[str, float] = Field(description="Milliseconds per stage: decode, inference, postprocess, render, total")
+    timings_ms: dict[str, float] = Field(
+        description="Milliseconds per stage: decode, inference, postprocess, render, total"
+    )
     rendered_image: str | None = Field(None, description="data:image/jpeg;base64 annotated image with ?render=true")
 
     model_config = {
@@ -78,7 +80,13 @@ class PoseResponse(BaseModel):
                     "image": {"width": 512, "height": 512},
                     "backend": "detectron2",
                     "model": {"name": "carparts_mnv2_fpn", "version": "2026-11-25"},
-                    "timings_ms": {"decode": 3.1, "inference": 240.5, "postprocess": 0.3, "render": 0.0, "total": 245.0},
+                    "timings_ms": {
+                        "decode": 3.1,
+                        "inference": 240.5,
+                        "postprocess": 0.3,
+                        "render": 0.0,
+                        "total": 245.0,
+                    },
                     "rendered_image": None,
                 }
             ]

@@ -15,14 +15,22 @@ from models.export import export_model_dir
 from service.postprocess.labels import MODEL_CLASSES
 
 TINY_OPTS = [
-    "MODEL.MOBILENET.IMAGENET_INIT", "False",
-    "MODEL.FPN.OUT_CHANNELS", "32",
-    "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
-    "MODEL.ROI_MASK_HEAD.CONV_DIM", "32",
-    "MODEL.ROI_MASK_HEAD.NUM_CONV", "1",
-    "INPUT.MIN_SIZE_TEST", "256",
-    "INPUT.MAX_SIZE_TEST", "427",
-    "CARPOSE.MODEL_NAME", "tiny_test_model",
+    "MODEL.MOBILENET.IMAGENET_INIT",
+    "False",
+    "MODEL.FPN.OUT_CHANNELS",
+    "32",
+    "MODEL.ROI_BOX_HEAD.FC_DIM",
+    "64",
+    "MODEL.ROI_MASK_HEAD.CONV_DIM",
+    "32",
+    "MODEL.ROI_MASK_HEAD.NUM_CONV",
+    "1",
+    "INPUT.MIN_SIZE_TEST",
+    "256",
+    "INPUT.MAX_SIZE_TEST",
+    "427",
+    "CARPOSE.MODEL_NAME",
+    "tiny_test_model",
 ]
 
 
