@@ -169,6 +169,11 @@ def detections_from_labels(response: dict[str, Any], width: int, height: int) ->
             if box is None or confidence is None:
                 continue
             out.append(Detection(label=ours, box=box, score=float(confidence) / 100.0))
+    if not any(d.label == CAR_LABEL for d in out):
+        # DetectLabels finds cars itself: without a Car instance there is no car, only wheels (a tyre shop,
+        # a bicycle). The postprocessing would otherwise build a car from the wheels' union, as it does for
+        # parts-only Custom Labels models, and report a car that Rekognition did not see.
+        return []
     return out
 
 

@@ -43,9 +43,7 @@ def _page_template(static_dir: Path) -> tuple[str, str]:
 
 def render_index(max_upload_bytes: int, static_dir: Path = STATIC_DIR) -> str:
     html, asset_version = _page_template(static_dir)
-    return html.replace("__MAX_UPLOAD_BYTES__", str(int(max_upload_bytes))).replace(
-        "__ASSET_VERSION__", asset_version
-    )
+    return html.replace("__MAX_UPLOAD_BYTES__", str(int(max_upload_bytes))).replace("__ASSET_VERSION__", asset_version)
 
 
 @router.get("/", response_class=HTMLResponse)

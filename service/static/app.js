@@ -1,6 +1,6 @@
 // carpose upload page. Plain JS, no build step, no external resources.
 // Every piece of text that comes from the API or from the user (file names) is inserted with textContent
-// or as an attribute value: never through innerHTML.
+// or as an attribute value, never parsed as HTML markup.
 "use strict";
 
 (function () {
@@ -117,10 +117,22 @@
       const option = el("option", BACKEND_LABELS[backend.name] || words(backend.name));
       option.value = String(backend.name);
       option.dataset.route = backend.route;
+      if (typeof backend.hint === "string" && backend.hint) option.dataset.hint = backend.hint;
       backendSelect.append(option);
     }
     if (usable.some((b) => b.name === previous)) backendSelect.value = previous;
+    showBackendHint();
   }
+
+  function showBackendHint() {
+    // The server's note on the chosen backend (still loading, partial pose only, ...), as text.
+    const option = backendSelect.selectedOptions[0];
+    const hint = $("backend-hint");
+    hint.textContent = option && option.dataset.hint ? option.dataset.hint : "";
+    hint.hidden = !hint.textContent;
+  }
+
+  backendSelect.addEventListener("change", showBackendHint);
 
   async function loadBackends() {
     try {
@@ -149,6 +161,9 @@
     $("chosen-name").textContent = chosenFile.name || "photo";
     $("chosen-size").textContent = "(" + formatBytes(chosenFile.size) + ")";
     const preview = $("preview");
+    preview.onerror = () => {
+      preview.hidden = true;
+    };
     if (chosenFile.type && chosenFile.type.startsWith("image/")) {
       previewUrl = URL.createObjectURL(chosenFile);
       preview.src = previewUrl;

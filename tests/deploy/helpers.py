@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,14 @@ def load_yaml(path: Path) -> Any:
 
 def load_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def pyproject() -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli", reason="reading pyproject.toml needs Python 3.11+ or tomli")
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 
 
 # ----------------------------------------------------------------------------------------------------- compose
@@ -224,7 +233,8 @@ def dockerignored(relpath: str, ignore_file: Path = DOCKERIGNORE) -> bool:
 # ------------------------------------------------------------------------------------------------------ PromQL
 
 _PROMQL_KEYWORDS = frozenset(
-    "by without on ignoring group_left group_right bool and or unless offset atan2 inf nan".split()
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"}
+    | {"atan2", "inf", "nan"}
 )
 _TOKEN = re.compile(r"(?P<num>\d[\w.]*)|(?P<id>[A-Za-z_:][A-Za-z0-9_:]*)(?P<call>\s*\()?")
 

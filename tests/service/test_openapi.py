@@ -1,0 +1,65 @@
+"""The OpenAPI document: /pose's success and error responses are described by their schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.main import create_app
+from service.schemas import PoseResponse
+from tests.service.helpers import tiny_settings
+
+ERROR_STATUSES = ("400", "413", "415", "422", "503")
+
+
+@pytest.fixture(scope="module")
+def openapi(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    # The document needs no model: build the app without running its lifespan.
+    from fastapi.testclient import TestClient
+
+    app = create_app(tiny_settings(Path(tmp_path_factory.mktemp("no_model"))))
+    response = TestClient(app).get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def resolve(doc: dict, ref: str) -> dict:
+    assert ref.startswith("#/components/schemas/")
+    return doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_pose_200_references_pose_response(openapi: dict) -> None:
+    post = openapi["paths"]["/pose"]["post"]
+    schema = post["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/PoseResponse"}
+    properties = resolve(openapi, schema["$ref"])["properties"]
+    assert set(properties) == set(PoseResponse.model_fields)
+    assert {"view", "coarse_view", "azimuth_deg", "tilt_deg", "confidence", "reason", "cars_detected", "car",
+            "wheels", "parts", "image", "backend", "model", "timings_ms", "rendered_image"} <= set(properties)
+    assert properties["view"]["description"] and properties["azimuth_deg"]["description"]
+
+
+def test_pose_errors_are_documented_with_the_error_schema(openapi: dict) -> None:
+    responses = openapi["paths"]["/pose"]["post"]["responses"]
+    for status in ERROR_STATUSES:
+        assert status in responses, status
+        schema = responses[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (status, schema)
+        assert responses[status]["description"]
+    error = resolve(openapi, "#/components/schemas/ErrorResponse")
+    detail = resolve(openapi, error["properties"]["error"]["$ref"])
+    assert set(detail["properties"]) == {"code", "message"}
+
+
+def test_pose_request_is_multipart_with_image_and_render(openapi: dict) -> None:
+    post = openapi["paths"]["/pose"]["post"]
+    body = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form = resolve(openapi, body["$ref"]) if "$ref" in body else body
+    assert "image" in form["properties"] and form["required"] == ["image"]
+    assert [p["name"] for p in post["parameters"]] == ["render"]
+
+
+def test_operational_routes_are_documented(openapi: dict) -> None:
+    for path in ("/healthz", "/readyz", "/model", "/metrics"):
+        assert "get" in openapi["paths"][path], path

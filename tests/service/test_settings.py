@@ -1,0 +1,80 @@
+"""Every Settings field is read from its POSE_* environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from service.settings import DEFAULT_MODEL_DIR, Settings
+
+# Field -> (environment value, parsed value); every value differs from the field's default.
+ENV_VALUES: dict[str, tuple[str, object]] = {
+    "model_dir": ("/srv/models/other", Path("/srv/models/other")),
+    "device": ("cuda", "cuda"),
+    "score_threshold": ("0.35", 0.35),
+    "max_upload_bytes": ("1234567", 1234567),
+    "max_image_pixels": ("7654321", 7654321),
+    "max_queue": ("3", 3),
+    "inference_workers": ("2", 2),
+    "torch_threads": ("4", 4),
+    "warmup": ("false", False),
+    "rekognition_enabled": ("true", True),
+    "rekognition_region": ("eu-west-1", "eu-west-1"),
+    "rekognition_endpoint_url": ("http://127.0.0.1:4566", "http://127.0.0.1:4566"),
+    "rekognition_min_confidence": ("75.5", 75.5),
+    "rekognition_connect_timeout_s": ("1.5", 1.5),
+    "rekognition_read_timeout_s": ("20", 20.0),
+    "rekognition_total_max_attempts": ("5", 5),
+    "rekognition_project_version_arn": (
+        "arn:aws:rekognition:eu-west-1:123456789012:project/cars/version/v1/1",
+        "arn:aws:rekognition:eu-west-1:123456789012:project/cars/version/v1/1",
+    ),
+    "rekognition_label_map": ('{"FrontBumper": "front_bumper"}', {"FrontBumper": "front_bumper"}),
+    "log_level": ("debug", "debug"),
+}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for field in Settings.model_fields:
+        monkeypatch.delenv(f"POSE_{field.upper()}", raising=False)
+    return monkeypatch
+
+
+def test_the_table_covers_every_field() -> None:
+    assert set(ENV_VALUES) == set(Settings.model_fields), "add the new Settings field to ENV_VALUES"
+
+
+def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.model_dir == DEFAULT_MODEL_DIR
+    for field, (_, value) in ENV_VALUES.items():
+        assert getattr(settings, field) != value, f"{field}: pick a non-default test value"
+
+
+def test_every_field_is_read_from_its_pose_variable(clean_env: pytest.MonkeyPatch) -> None:
+    for field, (raw, _) in ENV_VALUES.items():
+        clean_env.setenv(f"POSE_{field.upper()}", raw)
+    settings = Settings()
+    for field, (_, expected) in ENV_VALUES.items():
+        assert getattr(settings, field) == expected, field
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("POSE_DEVICE", "tpu"), ("POSE_SCORE_THRESHOLD", "1.5"), ("POSE_MAX_UPLOAD_BYTES", "0"),
+     ("POSE_INFERENCE_WORKERS", "0"), ("POSE_MAX_QUEUE", "-1"), ("POSE_REKOGNITION_LABEL_MAP", "not json")],
+)
+def test_invalid_values_are_refused(clean_env: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    clean_env.setenv(variable, value)
+    with pytest.raises((ValidationError, SettingsError)):  # bad JSON fails while parsing, before validation
+        Settings()
+
+
+def test_settings_are_frozen(clean_env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.max_queue = 99  # type: ignore[misc]

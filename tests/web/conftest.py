@@ -1,0 +1,236 @@
+"""Fixtures for the web page tests: the service under real uvicorn, and one headless Debian Chromium.
+
+Chromium comes from Debian's `chromium` package (scripts/install_browser.sh), driven by Playwright for Python
+through `executable_path`; Playwright's own browser download is never used. Tests skip, saying why, when either
+is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+CHROMIUM = Path(os.environ.get("CARPOSE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS_DIR = REPO_ROOT / "test-artifacts" / "web"
+READY_TIMEOUT_S = float(os.environ.get("CARPOSE_TEST_READY_TIMEOUT_S", "300"))
+# Small enough that the client-side size check can be tested without pushing 10 MB through the browser,
+# large enough for every Car Parts test image.
+TEST_MAX_UPLOAD_BYTES = 2_000_000
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """`uvicorn service.main:app` in a subprocess on 127.0.0.1, ready once /readyz answers 200."""
+
+    def __init__(self, model_dir: Path, log_path: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = {
+            **os.environ,
+            "POSE_MODEL_DIR": str(model_dir),
+            "POSE_DEVICE": "cpu",
+            "POSE_TORCH_THREADS": "1",  # the tests share the machine; one page at a time anyway
+            "POSE_MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
+            "POSE_LOG_LEVEL": "warning",
+            **{f"POSE_{k.upper()}": v for k, v in settings.items()},
+        }
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "service.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                response = httpx.get(f"{self.url}/readyz", timeout=2.0)
+                if response.status_code == 200:
+                    return
+                if response.json().get("status") == "failed":
+                    raise RuntimeError(f"model failed to load: {response.text}\n{self.log_tail()}")
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"service not ready after {READY_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def pose(self, image: Path, render: bool = False) -> dict[str, Any]:
+        """What the API itself answers for this photo: the page must agree with it."""
+        with image.open("rb") as fh:
+            response = httpx.post(
+                f"{self.url}/pose",
+                params={"render": str(render).lower()},
+                files={"image": (image.name, fh, "image/jpeg")},
+                timeout=120.0,
+            )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def playwright_browser() -> Iterator[Any]:
+    """One headless Debian Chromium for the whole session (the machine is small and shared)."""
+    if not CHROMIUM.is_file() and shutil.which("chromium") is None:
+        pytest.skip(f"chromium not found at {CHROMIUM}: run scripts/install_browser.sh (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed: pip install -e '.[dev]' (never `playwright install`)")
+    executable = CHROMIUM if CHROMIUM.is_file() else Path(str(shutil.which("chromium")))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_server(
+    tiny_model_dir: Path, playwright_browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The service with the tiny random-weights model, Rekognition disabled."""
+    server = LiveServer(tiny_model_dir, tmp_path_factory.mktemp("uvicorn") / "tiny.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def default_server(
+    default_model_dir: Path, playwright_browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The service with the embedded trained model (skips until it exists)."""
+    server = LiveServer(default_model_dir, tmp_path_factory.mktemp("uvicorn") / "default.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def rekognition_server(tiny_model_dir: Path, playwright_browser: Any, tmp_path: Path) -> Iterator[LiveServer]:
+    """The service with POSE_REKOGNITION_ENABLED=true; listing the backend calls no AWS API. Stopped right after."""
+    server = LiveServer(tiny_model_dir, tmp_path / "rekognition.log", rekognition_enabled="true")
+    yield server
+    server.stop()
+
+
+class PageWatch:
+    """Console errors and requests that leave 127.0.0.1: the page must have neither."""
+
+    def __init__(self, page: Any) -> None:
+        self.console_errors: list[str] = []
+        self.external_requests: list[str] = []
+        self.pose_requests: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.console_errors.append(f"pageerror: {exc}"))
+        page.on("request", self._request)
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            text = message.text
+            # The page logs nothing itself; a failed fetch of an error status shows up as a console error.
+            if "Failed to load resource" in text and "status of" in text:
+                return
+            self.console_errors.append(text)
+
+    def _request(self, request: Any) -> None:
+        url = str(request.url)
+        if url.startswith(("data:", "blob:")):
+            return
+        if not url.startswith("http://127.0.0.1:"):
+            self.external_requests.append(url)
+        if "/pose" in url and request.method == "POST":
+            self.pose_requests.append(url)
+
+    def check(self) -> None:
+        assert not self.external_requests, f"the page loaded external resources: {self.external_requests}"
+        assert not self.console_errors, f"console errors: {self.console_errors}"
+
+
+def new_page(browser: Any, viewport: dict[str, int], **context_options: Any) -> tuple[Any, Any, PageWatch]:
+    context = browser.new_context(viewport=viewport, **context_options)
+    context.set_default_timeout(60_000)  # a real inference on a busy 2-core machine
+    page = context.new_page()
+    return context, page, PageWatch(page)
+
+
+def answer(status: int, body: dict[str, Any]) -> Callable[[Any], None]:
+    """A Playwright route handler answering JSON in place of the service (one-argument: route only)."""
+    payload = json.dumps(body)
+
+    def handler(route: Any) -> None:
+        route.fulfill(status=status, content_type="application/json", body=payload)
+
+    return handler

@@ -1,0 +1,387 @@
+"""The upload page in a real headless Chromium against the service under real uvicorn.
+
+Screenshots go to test-artifacts/web/ (gitignored). Each test loads the page once: the machine is small.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.postprocess import estimate_pose
+from service.postprocess.groundtruth import car_instance, split_coco_instances
+
+from .conftest import DESKTOP, PHONE, TEST_MAX_UPLOAD_BYTES, LiveServer, answer, new_page
+
+pytestmark = pytest.mark.browser
+
+# What the page must say for each reason code (app.js REASON_WORDS): the start of each sentence.
+REASON_PHRASES = {
+    "no_car": "No car was found",
+    "car_too_small": "The car is too small",
+    "too_few_parts": "Too few car parts",
+    "view_ambiguous": "the view is ambiguous",
+}
+VIEW_PHRASES = {
+    "front": "Front",
+    "front_left": "Front and left side",
+    "left": "Left side",
+    "back_left": "Back and left side",
+    "back": "Back",
+    "back_right": "Back and right side",
+    "right": "Right side",
+    "front_right": "Front and right side",
+}
+XSS = '<img src=x id=injected onerror="window.__pwned=1">'
+
+
+@pytest.fixture(scope="module")
+def clear_view_image(car_parts_dir: Path) -> Path:
+    """The test-split photo whose ground-truth parts give the most confident full pose."""
+    coco = json.loads((car_parts_dir / "testset" / "annotations.json").read_text())
+    files = {int(im["id"]): im["file_name"] for im in coco["images"]}
+    sizes = {int(im["id"]): (int(im["width"]), int(im["height"])) for im in coco["images"]}
+    best: tuple[float, str] | None = None
+    for image_id, parts in sorted(split_coco_instances(coco).items()):
+        car = car_instance(parts)
+        pose = estimate_pose([p.as_detection() for p in parts] + ([car.as_detection()] if car else []), sizes[image_id])
+        if pose.view is not None and pose.reason is None and (best is None or pose.confidence > best[0]):
+            best = (pose.confidence, files[image_id])
+    assert best is not None
+    path = car_parts_dir / "testset" / "JPEGImages" / Path(best[1]).name
+    assert path.is_file(), path
+    return path
+
+
+def open_page(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-backends-loaded='true']", state="attached")
+
+
+def upload_and_wait(page: Any, image: Path | dict[str, Any]) -> None:
+    page.set_input_files("#file", image)
+    page.click("#send")
+    page.wait_for_selector("#result:not([hidden]), #status[data-state='error']", state="visible", timeout=120_000)
+
+
+def backend_options(page: Any) -> list[str]:
+    return list(page.eval_on_selector_all("#backend option", "els => els.map(e => e.value)"))
+
+
+def assert_page_matches_api(page: Any, expected: dict[str, Any]) -> None:
+    assert page.is_visible("#result"), page.text_content("#status")
+    assert page.get_attribute("#view", "data-view") == (expected["view"] or "")
+    if expected["view"]:
+        assert page.text_content("#view") == VIEW_PHRASES[expected["view"]]
+    reason = expected["reason"]
+    assert page.get_attribute("#reason", "data-reason") == (reason or "")
+    if reason:
+        assert page.is_visible("#reason")
+        assert REASON_PHRASES[reason] in page.text_content("#reason")
+    if expected["view"] is None:
+        assert page.get_attribute("#status", "data-state") == "warn"
+        assert REASON_PHRASES[reason] in page.text_content("#status")
+    part_rows = page.locator("#parts tbody tr")
+    if expected["parts"]:
+        assert part_rows.count() == len(expected["parts"])
+    else:
+        assert "No parts found" in page.text_content("#parts tbody")
+    if expected["azimuth_deg"] is None:
+        assert "not determined" in page.text_content("#azimuth")
+    else:
+        assert page.text_content("#azimuth") == f"{expected['azimuth_deg']:.0f}°"
+        assert page.get_attribute("#dial-car", "transform") == f"rotate({expected['azimuth_deg']:.1f})"
+    assert page.text_content("#cars") == str(expected["cars_detected"])
+    # The annotated image is the API's rendering, decoded by the browser.
+    assert page.get_attribute("#rendered", "src").startswith("data:image/jpeg;base64,")
+    assert page.eval_on_selector("#rendered", "img => img.complete && img.naturalWidth > 0")
+    # Latency: the server's stages plus the round trip measured in the page.
+    timings = page.text_content("#timings")
+    assert "Inference" in timings and "Server total" in timings
+    assert float(page.text_content("#round-trip td.num")) > 0
+
+
+def test_upload_matches_api_tiny_model(
+    playwright_browser: Any, tiny_server: LiveServer, clear_view_image: Path, artifacts_dir: Path
+) -> None:
+    """Random weights: whatever the API answers (usually no car), the page says the same."""
+    expected = tiny_server.pose(clear_view_image)
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, tiny_server)
+        upload_and_wait(page, clear_view_image)
+        page.screenshot(path=artifacts_dir / "desktop_tiny_model_result.png", full_page=True)
+        assert_page_matches_api(page, expected)
+        assert watch.pose_requests == [f"{tiny_server.url}/pose?render=true"]
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_upload_matches_api_default_model(
+    playwright_browser: Any, default_server: LiveServer, clear_view_image: Path, artifacts_dir: Path
+) -> None:
+    """The trained model: the page shows the same (meaningful) view as the API for a clear photo."""
+    expected = default_server.pose(clear_view_image)
+    assert expected["view"] is not None, f"the default model gives no view for {clear_view_image.name}: {expected}"
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, default_server)
+        upload_and_wait(page, clear_view_image)
+        page.screenshot(path=artifacts_dir / "desktop_default_model_result.png", full_page=True)
+        assert_page_matches_api(page, expected)
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_errors_are_explained(playwright_browser: Any, tiny_server: LiveServer, artifacts_dir: Path) -> None:
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, tiny_server)
+
+        # A text file: the API sniffs the bytes and answers 415.
+        upload_and_wait(page, {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a photo\n"})
+        assert page.get_attribute("#status", "data-code") == "unsupported_media_type"
+        assert "not a photo the service can read" in page.text_content("#status")
+        assert page.is_hidden("#result")
+        page.screenshot(path=artifacts_dir / "desktop_error_not_an_image.png", full_page=True)
+        assert len(watch.pose_requests) == 1
+
+        # Too large: refused in the page, never sent.
+        big = {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff" + bytes(TEST_MAX_UPLOAD_BYTES)}
+        page.set_input_files("#file", big)
+        assert page.get_attribute("#status", "data-code") == "client_too_large"
+        page.click("#send")
+        assert page.get_attribute("#status", "data-code") == "client_too_large"
+        assert "too large" in page.text_content("#status")
+        assert "2 MB" in page.text_content("#status")  # the server's limit, passed into the page by GET /
+        assert len(watch.pose_requests) == 1
+
+        # Statuses the tiny model cannot produce on demand, answered by the browser's request interception.
+        page.set_input_files("#file", {"name": "car.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff\xe0"})
+        cases = [
+            (413, "upload_too_large", "too large for the service"),
+            (503, "model_loading", "still loading"),
+            (502, "upstream_error", "not reachable right now"),
+            (504, "upstream_timeout", "not reachable right now"),
+            (404, "backend_disabled", "not enabled on this server"),
+            (503, "overloaded", "busy right now"),
+        ]
+        for status, code, phrase in cases:
+            message = f"server message for {code} {XSS}"
+            page.route("**/pose?*", answer(status, {"error": {"code": code, "message": message}}))
+            page.click("#send")
+            page.wait_for_selector(f"#status[data-code='{code}']")
+            text = page.text_content("#status")
+            assert phrase in text, (code, text)
+            assert message in text  # the service's own words, shown as text
+            page.unroute("**/pose?*")
+        page.screenshot(path=artifacts_dir / "desktop_error_backend_unavailable.png", full_page=True)
+        assert page.locator("#injected").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        watch.check()
+    finally:
+        context.close()
+
+
+def rich_response(rendered_image: str) -> dict[str, Any]:
+    """A full pose (the tiny model finds none) with hostile strings where the API could echo text."""
+    return {
+        "view": "front_left",
+        "coarse_view": "front",
+        "azimuth_deg": 41.0,
+        "tilt_deg": -1.5,
+        "confidence": 0.82,
+        "reason": None,
+        "cars_detected": 1,
+        "car": {"box": [10, 10, 300, 200], "score": 0.98},
+        "wheels": [{"box": [20, 150, 60, 200], "center": [40, 175], "score": 0.97}],
+        "parts": [
+            {"label": "front_bumper", "box": [1, 2, 3, 4], "score": 0.95},
+            {"label": "front_left_light", "box": [1, 2, 3, 4], "score": 0.91},
+            {"label": "hood", "box": [1, 2, 3, 4], "score": 0.88},
+            {
+                "label": "front_left_door_with_a_very_long_label_that_must_wrap_" + "x" * 40,
+                "box": [1, 2, 3, 4],
+                "score": 0.77,
+            },
+            {"label": XSS, "box": [1, 2, 3, 4], "score": 0.5},
+        ],
+        "image": {"width": 640, "height": 480},
+        "backend": "detectron2",
+        "model": {"name": "carparts_mnv2_fpn", "version": XSS},
+        "timings_ms": {"decode": 4.1, "inference": 310.2, "postprocess": 0.4, "render": 12.0, "total": 327.0},
+        "rendered_image": rendered_image,
+    }
+
+
+def test_full_result_dial_and_escaping(
+    playwright_browser: Any, tiny_server: LiveServer, clear_view_image: Path, artifacts_dir: Path
+) -> None:
+    """A full pose drawn on the dial; API strings land as text, never as markup."""
+    rendered = tiny_server.pose(clear_view_image, render=True)["rendered_image"]
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, tiny_server)
+        page.route("**/pose?*", answer(200, rich_response(rendered)))
+        upload_and_wait(page, clear_view_image)
+        assert page.get_attribute("#view", "data-view") == "front_left"
+        assert page.text_content("#view") == "Front and left side"
+        assert page.get_attribute("#dial-car", "transform") == "rotate(41.0)"
+        assert "toward the camera and the image's left" in page.text_content("#dial-caption")
+        assert page.text_content("#tilt").startswith("-1.5°")
+        assert page.locator("#parts tbody tr").count() == 5
+        assert page.text_content("#parts tbody tr:first-child td") == "front bumper"
+        assert XSS.replace("_", " ") in page.text_content("#parts tbody")  # labels in words, as text
+        assert XSS in page.text_content("#backend-used")
+        assert page.locator("#injected").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        assert page.is_hidden("#reason")
+        page.screenshot(path=artifacts_dir / "desktop_full_result.png", full_page=True)
+        page.locator(".dial-figure").screenshot(path=artifacts_dir / "dial_yaw_41.png")
+
+        # Yaw 90: the car's left side faces the camera, nose toward the image's left.
+        body = rich_response(rendered) | {"view": "left", "coarse_view": "side", "azimuth_deg": 90.0}
+        page.unroute("**/pose?*")
+        page.route("**/pose?*", answer(200, body))
+        page.click("#send")
+        page.wait_for_selector("#view[data-view='left']")
+        assert page.get_attribute("#dial-car", "transform") == "rotate(90.0)"
+        assert "to the image's left" in page.text_content("#dial-caption")
+        # The car's nose arrow really ends up left of the dial centre after the rotation.
+        centre_x = "e => { const r = e.getBoundingClientRect(); return r.x + r.width / 2; }"
+        nose = page.eval_on_selector(".car-nose", centre_x)
+        dial = page.eval_on_selector("#dial", centre_x)
+        assert nose < dial - 20
+        page.locator(".dial-figure").screenshot(path=artifacts_dir / "dial_yaw_90.png")
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_rekognition_option_hidden_when_disabled(playwright_browser: Any, tiny_server: LiveServer) -> None:
+    listed = httpx.get(f"{tiny_server.url}/backends", timeout=10.0)
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, tiny_server)
+        assert backend_options(page) == ["detectron2"]
+        assert page.get_attribute("#backend option", "data-route") == "/pose"
+        if listed.status_code == 200:
+            assert {b["name"]: b["enabled"] for b in listed.json()["backends"]}.get("rekognition") is False
+        else:
+            assert listed.status_code == 404  # a server without GET /backends: Detectron2 only
+
+        # The page follows GET /backends: an enabled Rekognition appears with its route.
+        page.route(
+            "**/backends",
+            answer(
+                200,
+                {
+                    "backends": [
+                        {"name": "detectron2", "enabled": True, "route": "/pose"},
+                        {"name": "rekognition", "enabled": True, "route": "/pose/rekognition"},
+                        {"name": "evil", "enabled": True, "route": "https://example.invalid/steal"},
+                    ]
+                },
+            ),
+        )
+        page.reload()
+        page.wait_for_selector("body[data-backends-loaded='true']", state="attached")
+        assert backend_options(page) == ["detectron2", "rekognition"]  # never a route off this server
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_rekognition_option_shown_when_enabled(
+    playwright_browser: Any, rekognition_server: LiveServer, artifacts_dir: Path
+) -> None:
+    listed = httpx.get(f"{rekognition_server.url}/backends", timeout=10.0)
+    if listed.status_code == 404:
+        pytest.skip("GET /backends is not in the service yet (service/routers/rekognition.py, included by main.py)")
+    enabled = {b["name"]: b for b in listed.json()["backends"] if b["enabled"]}
+    routes = {name: b["route"] for name, b in enabled.items()}
+    assert "rekognition" in routes, listed.text
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, rekognition_server)
+        assert backend_options(page) == ["detectron2", "rekognition"]
+        page.select_option("#backend", "rekognition")
+        assert page.get_attribute("#backend option[value='rekognition']", "data-route") == routes["rekognition"]
+        if enabled["rekognition"].get("hint"):  # e.g. "DetectLabels finds only the car and its wheels..."
+            assert page.text_content("#backend-hint") == enabled["rekognition"]["hint"]
+            assert page.is_visible("#backend-hint")
+        page.screenshot(path=artifacts_dir / "desktop_rekognition_enabled.png")
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_phone_width_has_no_horizontal_overflow(
+    playwright_browser: Any, tiny_server: LiveServer, clear_view_image: Path, artifacts_dir: Path
+) -> None:
+    context, page, watch = new_page(playwright_browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    try:
+        open_page(page, tiny_server)
+        assert page.evaluate("window.innerWidth") == PHONE["width"]
+        assert page.evaluate(overflow) <= 0
+        assert page.is_visible("#camera")  # the camera picker shows on touch devices
+        assert page.get_attribute("#camera", "capture") == "environment"
+        page.screenshot(path=artifacts_dir / "phone_start.png", full_page=True)
+
+        upload_and_wait(page, clear_view_image)  # the real tiny-model result
+        assert page.evaluate(overflow) <= 0
+
+        rendered = page.get_attribute("#rendered", "src")
+        body = copy.deepcopy(rich_response(rendered))
+        page.route("**/pose?*", answer(200, body))
+        page.click("#send")
+        page.wait_for_selector("#view[data-view='front_left']")
+        assert page.evaluate(overflow) <= 0
+        # Every block fits the 390 px viewport.
+        widest = page.evaluate(
+            "() => Math.max(...[...document.querySelectorAll('body *')].map(e => e.getBoundingClientRect().right))"
+        )
+        assert widest <= PHONE["width"] + 0.5
+        page.screenshot(path=artifacts_dir / "phone_full_result.png", full_page=True)
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_keyboard_reaches_file_input_and_send(
+    playwright_browser: Any, tiny_server: LiveServer, clear_view_image: Path, artifacts_dir: Path
+) -> None:
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, tiny_server)
+        order: list[str] = []
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            order.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+            if order[-1] == "send":
+                break
+        assert "file" in order and "send" in order, order
+        assert order.index("file") < order.index("backend") < order.index("send"), order
+        # The focus is visible.
+        outline = page.eval_on_selector("#send", "b => getComputedStyle(b).outlineStyle")
+        assert outline not in ("none", ""), outline
+        page.screenshot(path=artifacts_dir / "desktop_keyboard_focus.png")
+
+        # Enter on the focused button sends (the file itself is chosen through the OS dialog).
+        page.set_input_files("#file", clear_view_image)
+        page.focus("#send")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#result:not([hidden]), #status[data-state='error']", state="visible", timeout=120_000)
+        assert page.is_visible("#result")
+        assert page.get_attribute("#status", "aria-live") == "polite"
+        watch.check()
+    finally:
+        context.close()
