@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export MALLOC_MMAP_THRESHOLD_ ?= 131072
 export MALLOC_TRIM_THRESHOLD_ ?= 131072
 
-.PHONY: install serve test test-fast lint bench browser-deps
+.PHONY: install serve test test-fast lint bench test-deps
 
 install:
 	./scripts/install.sh
@@ -14,10 +14,12 @@ install:
 serve: install
 	$(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT)
 
-browser-deps:
+# System tools some tests drive: Debian's chromium (page tests), docker-compose and hadolint (deploy checks).
+test-deps: install
 	./scripts/install_browser.sh
+	./scripts/install_ci_tools.sh
 
-test: install browser-deps
+test: install test-deps
 	$(PY) -m pytest
 
 test-fast: install

@@ -51,6 +51,7 @@ REKOGNITION_WORKERS = 8
 # DetectLabels names (case as Rekognition spells them) -> our labels. Only these carry usable instance boxes.
 DETECT_LABELS_MAP: dict[str, str] = {"Car": CAR_LABEL, "Wheel": WHEEL_LABEL}
 KNOWN_LABELS = frozenset((*PART_LABELS, CAR_LABEL))
+CREDENTIALS_RECHECK_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ class RekognitionBackend:
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._label_model_version = "unknown"
+        self._no_credentials_until = 0.0
 
     def info(self) -> dict[str, str]:
         if self.arn:
@@ -253,6 +255,17 @@ class RekognitionBackend:
                 )
             return self._client
 
+    def _has_credentials(self) -> bool:
+        # A resolved chain is cached by the session, so this is cheap once found. A missing one is looked up
+        # again only every few seconds: the chain ends with the instance metadata service, whose timeouts would
+        # add a second or two to every request of a misconfigured service.
+        if time.monotonic() < self._no_credentials_until:
+            return False
+        if self._session.get_credentials() is None:
+            self._no_credentials_until = time.monotonic() + CREDENTIALS_RECHECK_S
+            return False
+        return True
+
     def _fail(self, error: UpstreamError, metric_code: str, detail: str) -> ApiError:
         UPSTREAM_ERRORS.labels(backend=BACKEND, code=metric_code).inc()
         log.warning("Rekognition %s failed: %s (%s)", self.operation, metric_code, detail)
@@ -262,8 +275,8 @@ class RekognitionBackend:
     def call(self, upstream: UpstreamImage) -> dict[str, Any]:
         """One (retried by botocore) upstream call; every failure raised as an ApiError."""
         # Without credentials botocore would fail only at signing time; checking first keeps the answer
-        # explicit and guarantees no request leaves. A resolved chain is cached by the session: cheap after.
-        if self._session.get_credentials() is None:
+        # explicit and guarantees no request leaves.
+        if not self._has_credentials():
             raise self._fail(
                 UpstreamError(503, "upstream_credentials_missing", "no AWS credentials found"),
                 "credentials_missing",

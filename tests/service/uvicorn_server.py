@@ -1,0 +1,80 @@
+"""Run the service in a real uvicorn subprocess on 127.0.0.1 (used by test_uvicorn.py and the benchmark)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# glibc's dynamic mmap threshold makes the model's large temporary tensors thrash the allocator.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    ready_s: float  # process start -> first 200 from /readyz
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(15)
+
+
+@contextmanager
+def uvicorn_server(env: Mapping[str, str], log_path: Path, ready_timeout_s: float = 180.0) -> Iterator[Server]:
+    """Start `python -m uvicorn service.main:app`, wait for /readyz 200, always kill it on exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    full_env = {**os.environ, **MALLOC_ENV, **env}
+    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        server = Server(url=url, process=process, log_path=log_path, ready_s=float("nan"))
+        deadline = started + ready_timeout_s
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{server.log_tail()}")
+                try:
+                    if client.get(f"{url}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"not ready after {ready_timeout_s} s:\n{server.log_tail()}")
+                time.sleep(0.05)
+        server.ready_s = time.perf_counter() - started
+        yield server
+    finally:
+        stop(process)
