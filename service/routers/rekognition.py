@@ -16,7 +16,7 @@ from ..schemas import ERROR_RESPONSES, ErrorResponse, PoseResponse
 from ..settings import Settings
 from .pose import IMAGE_FIELD_DESCRIPTION, RENDER_DESCRIPTION, read_upload
 
-router = APIRouter(tags=["pose"])
+router = APIRouter()
 
 REKOGNITION_ROUTE = "/pose/rekognition"
 ENABLE_HINT = "set POSE_REKOGNITION_ENABLED=true (and give the service AWS credentials)"
@@ -42,6 +42,7 @@ REKOGNITION_ERRORS: dict[int | str, dict[str, object]] = {
     REKOGNITION_ROUTE,
     response_model=PoseResponse,
     responses=REKOGNITION_ERRORS,
+    tags=["pose"],
     summary="Pose of the main car in a photo (Amazon Rekognition DetectLabels or Custom Labels)",
 )
 async def pose_rekognition(

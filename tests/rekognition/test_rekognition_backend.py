@@ -14,13 +14,13 @@ from service.backends.rekognition import (
     map_custom_label,
     prepare_image,
 )
-from service.imaging import decode_upload
+from service.imaging import DecodedImage, decode_upload
 
 from .helpers import custom_labels_body, detect_labels_body, exif_rotated_jpeg, image_bytes
 from .stand_in import IMAGE_MAX_BYTES
 
 
-def decoded(data: bytes):  # type: ignore[no-untyped-def]
+def decoded(data: bytes) -> DecodedImage:
     return decode_upload(data, 50_000_000, 40_000_000)
 
 

@@ -287,7 +287,7 @@ def test_endpoint_down(make_client: AppFactory, stand_in: StandIn, closed_port: 
 
 def test_read_timeout(make_client: AppFactory, stand_in: StandIn) -> None:
     client = make_client(rekognition_read_timeout_s=0.3, rekognition_total_max_attempts=2)
-    late = Scripted(body=detect_labels_body(), delay_s=0.8)
+    late = Scripted(body=detect_labels_body(), delay_s=3.0)
     stand_in.script(late, late)
     before = sample("carpose_upstream_errors_total", code="timeout")
     started = time.perf_counter()
@@ -296,7 +296,7 @@ def test_read_timeout(make_client: AppFactory, stand_in: StandIn) -> None:
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "upstream_timeout"
     assert len(stand_in.received) == 2  # timeouts are retried within the budget, then given up
-    assert elapsed < 2 * 0.8  # the client gave up at the read timeout, it did not wait for the answers
+    assert elapsed < 3.0  # the client gave up at the read timeout (twice), it did not wait for an answer
     assert sample("carpose_upstream_errors_total", code="timeout") == before + 1
 
 
