@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 class InferenceGate:
     def __init__(self, workers: int, max_queue: int, name: str = "model") -> None:
+        self.name = name
         self.workers = workers
         self.max_queue = max_queue
         self._slots = asyncio.Semaphore(workers)
@@ -29,6 +30,7 @@ class InferenceGate:
         # A pool of our own: model calls never starve the event loop's default thread pool.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-worker")
         self._recent_seconds = 1.0  # exponential moving average of one call
+        QUEUE_DEPTH.labels(backend=name).set(0)  # export the series from the start, not from the first wait
 
     @property
     def waiting(self) -> int:
@@ -48,12 +50,12 @@ class InferenceGate:
                 headers={"Retry-After": str(self.retry_after_s())},
             )
         self._waiting += 1
-        QUEUE_DEPTH.inc()
+        QUEUE_DEPTH.labels(backend=self.name).inc()
         try:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
-            QUEUE_DEPTH.dec()
+            QUEUE_DEPTH.labels(backend=self.name).dec()
         self._running += 1
         try:
             yield

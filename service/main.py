@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from .backends.rekognition import REKOGNITION_WORKERS, RekognitionBackend
 from .errors import install_error_handlers
@@ -30,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.gate = InferenceGate(settings.inference_workers, settings.max_queue)
+        app.state.gate = InferenceGate(settings.inference_workers, settings.max_queue, name="detectron2")
         # A gate of its own: slow upstream calls must not hold the Detectron2 slots, nor the reverse.
         app.state.rekognition_gate = InferenceGate(REKOGNITION_WORKERS, settings.max_queue, name="rekognition")
         app.state.rekognition = RekognitionBackend(settings) if settings.rekognition_enabled else None
@@ -39,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gate.shutdown()
         app.state.rekognition_gate.shutdown()
 
-    app = FastAPI(title="carpose", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPIOffline serves the Swagger UI / ReDoc assets from its wheel: /docs works without internet access.
+    app = FastAPIOffline(title="carpose", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.model = ModelState(settings)
     install_error_handlers(app)

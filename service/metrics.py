@@ -28,7 +28,7 @@ STAGE_DURATION = Histogram(
     registry=REGISTRY,
 )
 IN_FLIGHT = Gauge("carpose_requests_in_flight", "Pose requests being handled", registry=REGISTRY)
-QUEUE_DEPTH = Gauge("carpose_queue_depth", "Requests waiting for a model slot", registry=REGISTRY)
+QUEUE_DEPTH = Gauge("carpose_queue_depth", "Requests waiting for a backend slot", ["backend"], registry=REGISTRY)
 MODEL_LOAD_SECONDS = Gauge("carpose_model_load_seconds", "Time to load and warm up the model", registry=REGISTRY)
 VIEWS = Counter("carpose_views_total", "Views returned", ["view", "backend"], registry=REGISTRY)
 ERRORS = Counter("carpose_errors_total", "Error responses by code", ["code", "route"], registry=REGISTRY)
