@@ -70,6 +70,7 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int) -> DecodedImage:
                 )
             image.load()
             orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1) or 1)
+            orientation = orientation if 2 <= orientation <= 8 else 1  # other values are not rotations
             oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
             rgb = np.asarray(oriented.convert("RGB"), dtype=np.uint8)
     except ApiError:

@@ -332,8 +332,13 @@ class RekognitionBackend:
         if upstream.reencoded:
             log.debug(
                 "re-encoded %s %dx%d (%d bytes) as JPEG %dx%d (%d bytes) for Rekognition",
-                image.format, image.width, image.height, len(image.data),
-                upstream.width, upstream.height, len(upstream.data),
+                image.format,
+                image.width,
+                image.height,
+                len(image.data),
+                upstream.width,
+                upstream.height,
+                len(upstream.data),
             )
         response = self.call(upstream)
         # Ratios of the image sent, which has the corrected image's orientation and aspect: scale to its size.

@@ -91,7 +91,11 @@ async def backends(
     return BackendsResponse(
         backends=[
             BackendInfo(
-                name="detectron2", enabled=True, ready=state.status == "ok", route="/pose", pose="full",
+                name="detectron2",
+                enabled=True,
+                ready=state.status == "ok",
+                route="/pose",
+                pose="full",
                 hint=detectron_hint,
             ),
             BackendInfo(

@@ -42,7 +42,7 @@ def test_split_has_one_instance_per_wheel_and_a_car(car_parts_dir: Path) -> None
             cars = [a for a in record["annotations"] if a["category_id"] == car_class]
             assert len(cars) == 1
             # The car box encloses every part.
-            x0, y0, x1, y1 = cars[0]["bbox"]
+            x0, _, x1, _ = cars[0]["bbox"]
             for ann in record["annotations"]:
                 assert ann["bbox"][0] >= x0 - 1e-6 and ann["bbox"][2] <= x1 + 1e-6
     parts_only = load_split(split_dir, with_car_class=False)
@@ -60,7 +60,9 @@ def test_mapper_flip_swaps_side_classes_and_mirrors_boxes(car_parts_dir: Path) -
     register_car_parts(car_parts_dir)
     cfg = load_cfg(RECIPES["cpu_mnv2_fpn"], ["CARPOSE.COLOR_JITTER", "0.0"])
     records = load_split(car_parts_dir / "trainingset", with_car_class=True)
-    record = next(r for r in records if any(MODEL_CLASSES[a["category_id"]] == "front_left_light" for a in r["annotations"]))
+    record = next(
+        r for r in records if any(MODEL_CLASSES[a["category_id"]] == "front_left_light" for a in r["annotations"])
+    )
     width = record["width"]
 
     flip = MirrorAwareDatasetMapper(cfg, is_train=True)

@@ -65,6 +65,8 @@ def test_cpu_recipe_trains_resumes_and_exports(car_parts_dir: Path, tmp_path: Pa
     # is not trained (nor checkpointed) again, iteration 2 is.
     assert carpose([*args, "--max-iter", "3", *FAST]) == 0
     assert first_checkpoint.stat().st_mtime_ns == written
-    iterations = [json.loads(line)["iteration"] for line in (tmp_path / "run" / "metrics.json").read_text().splitlines()]
+    iterations = [
+        json.loads(line)["iteration"] for line in (tmp_path / "run" / "metrics.json").read_text().splitlines()
+    ]
     assert iterations == [1, 2]
     _assert_loadable(tmp_path / "model", "carparts_mnv2_fpn")

@@ -10,11 +10,24 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.postprocess import COARSE_VIEWS, VIEWS
-from tests.service.images import exif_rotated_jpeg, jpeg_bytes, png_bytes, webp_bytes
+from tests.service.images import car_like_array, exif_rotated_jpeg, jpeg_bytes, png_bytes, webp_bytes
 
 RESPONSE_FIELDS = {
-    "view", "coarse_view", "azimuth_deg", "tilt_deg", "confidence", "reason", "cars_detected",
-    "car", "wheels", "parts", "image", "backend", "model", "timings_ms", "rendered_image",
+    "view",
+    "coarse_view",
+    "azimuth_deg",
+    "tilt_deg",
+    "confidence",
+    "reason",
+    "cars_detected",
+    "car",
+    "wheels",
+    "parts",
+    "image",
+    "backend",
+    "model",
+    "timings_ms",
+    "rendered_image",
 }
 REASONS = {None, "no_car", "car_too_small", "too_few_parts", "view_ambiguous"}
 
@@ -46,7 +59,11 @@ def check_pose_body(body: dict, width: int, height: int) -> None:
 
 @pytest.mark.parametrize(
     ("make", "filename", "content_type"),
-    [(jpeg_bytes, "car.jpg", "image/jpeg"), (png_bytes, "car.png", "image/png"), (webp_bytes, "car.webp", "image/webp")],
+    [
+        (jpeg_bytes, "car.jpg", "image/jpeg"),
+        (png_bytes, "car.png", "image/png"),
+        (webp_bytes, "car.webp", "image/webp"),
+    ],
     ids=["jpeg", "png", "webp"],
 )
 def test_pose_accepts_jpeg_png_webp(client: TestClient, make, filename: str, content_type: str) -> None:
@@ -92,3 +109,18 @@ def test_render_false_is_the_default(client: TestClient) -> None:
     response = post_image(client, jpeg_bytes(), "car.jpg", "image/jpeg", render="false")
     assert response.status_code == 200
     assert response.json()["rendered_image"] is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("L", "JPEG"), ("CMYK", "JPEG"), ("I;16", "PNG"), ("1", "PNG"), ("P", "PNG"), ("LA", "PNG"), ("RGBA", "WEBP")],
+)
+def test_unusual_pixel_formats_are_served_as_rgb(client: TestClient, mode: str, fmt: str) -> None:
+    image = Image.fromarray(car_like_array(96, 64)).convert("L" if mode == "I;16" else mode)
+    if mode == "I;16":
+        image = image.convert("I;16")
+    buf = io.BytesIO()
+    image.save(buf, fmt)
+    response = post_image(client, buf.getvalue(), f"odd.{fmt.lower()}", "application/octet-stream")
+    assert response.status_code == 200, response.text
+    assert response.json()["image"] == {"width": 96, "height": 64}

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from service.postprocess import PoseEstimate, estimate_pose
 from service.postprocess.groundtruth import car_instance, split_coco_instances
-from tests.service.helpers import running_client
 from service.settings import Settings
+from tests.service.helpers import running_client
 
 PER_COARSE_VIEW = {"front": 3, "side": 3, "back": 2}  # 8 images
 MIN_COARSE_AGREEMENT = 6
@@ -85,7 +85,10 @@ def test_default_model_agrees_with_ground_truth_views(default_client: TestClient
             f"{'-' if err is None else format(err, '4.0f'):>5}  {body['reason'] or '-':<14} "
             f"{body['timings_ms']['inference']:>7.0f}"
         )
-    header = f"{'image':<12} {'gt view':<12} {'gt az':>6}  {'api view':<12} {'api az':>6} {'|err|':>5}  {'reason':<14} {'inf ms':>7}"
+    header = (
+        f"{'image':<12} {'gt view':<12} {'gt az':>6}  {'api view':<12} {'api az':>6} {'|err|':>5}  "
+        f"{'reason':<14} {'inf ms':>7}"
+    )
     print("\n" + "\n".join([header, *rows]))
     print(f"coarse view agreement {coarse_agree}/{len(rows)}, 8-way view agreement {fine_agree}/{len(rows)}")
     assert coarse_agree >= MIN_COARSE_AGREEMENT

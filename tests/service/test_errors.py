@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageFile
 
 from tests.service.helpers import assert_error
 from tests.service.images import car_like_array, encode, jpeg_bytes, png_bomb
@@ -51,7 +51,8 @@ def test_gif_is_415(client: TestClient) -> None:
 
 
 def test_missing_image_field_is_422(client: TestClient) -> None:
-    assert_error(client.post("/pose", files={"photo": ("car.jpg", jpeg_bytes(), "image/jpeg")}), 422, "validation_error")
+    response = client.post("/pose", files={"photo": ("car.jpg", jpeg_bytes(), "image/jpeg")})
+    assert_error(response, 422, "validation_error")
 
 
 def test_no_body_is_422(client: TestClient) -> None:
@@ -67,21 +68,42 @@ def test_bad_render_flag_is_422(client: TestClient) -> None:
     assert_error(response, 422, "validation_error")
 
 
-def test_decompression_bomb_is_413_without_decoding(client: TestClient) -> None:
+@pytest.fixture
+def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Records every decode of pixel data (ImageFile.load) in this process while the test runs."""
+    calls: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def recording_load(self: ImageFile.ImageFile):
+        calls.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
+    return calls
+
+
+def test_decompression_bomb_is_413_without_decoding(client: TestClient, pixel_loads: list) -> None:
     bomb = png_bomb(20_000, 20_000)  # 400 megapixels of 1-bit PNG
     assert len(bomb) < 100_000
     started = time.perf_counter()
     body = assert_error(post(client, bomb, "bomb.png", "image/png"), 413, "image_too_large")
     elapsed = time.perf_counter() - started
+    assert pixel_loads == []  # refused from the header
     # Decoding would allocate 400 MB and take seconds; refusing from the header takes milliseconds.
     assert elapsed < 2.0, elapsed
     assert "400000000" in body["error"]["message"]
 
 
-def test_image_over_the_pixel_limit_is_413(client: TestClient) -> None:
+def test_image_over_the_pixel_limit_is_413(client: TestClient, pixel_loads: list) -> None:
     # 64 MP: over the service's 40 MP limit but under Pillow's own bomb guard, so our header check answers.
     body = assert_error(post(client, png_bomb(8_000, 8_000), "big.png", "image/png"), 413, "image_too_large")
     assert "8000x8000" in body["error"]["message"]
+    assert pixel_loads == []
+
+
+def test_pixel_load_spy_sees_normal_decodes(client: TestClient, pixel_loads: list) -> None:
+    assert post(client, jpeg_bytes(64, 48)).status_code == 200
+    assert (64, 48) in pixel_loads  # so the empty lists above mean something
 
 
 @pytest.mark.parametrize("path", ["/nope", "/pose/nope"])

@@ -11,9 +11,7 @@ from tests.service.images import jpeg_bytes, png_bytes, webp_bytes
 ALLOWED = {200, 400, 413, 415}
 SEEDS = {"jpeg": jpeg_bytes(96, 64), "png": png_bytes(96, 64), "webp": webp_bytes(96, 64)}
 MAGIC = [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\x00\x00\x00\x00WEBP"]
-FUZZ = settings(
-    max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(client: TestClient, data: bytes) -> None:

@@ -35,8 +35,23 @@ def test_pose_200_references_pose_response(openapi: dict) -> None:
     assert schema == {"$ref": "#/components/schemas/PoseResponse"}
     properties = resolve(openapi, schema["$ref"])["properties"]
     assert set(properties) == set(PoseResponse.model_fields)
-    assert {"view", "coarse_view", "azimuth_deg", "tilt_deg", "confidence", "reason", "cars_detected", "car",
-            "wheels", "parts", "image", "backend", "model", "timings_ms", "rendered_image"} <= set(properties)
+    assert {
+        "view",
+        "coarse_view",
+        "azimuth_deg",
+        "tilt_deg",
+        "confidence",
+        "reason",
+        "cars_detected",
+        "car",
+        "wheels",
+        "parts",
+        "image",
+        "backend",
+        "model",
+        "timings_ms",
+        "rendered_image",
+    } <= set(properties)
     assert properties["view"]["description"] and properties["azimuth_deg"]["description"]
 
 

@@ -65,8 +65,14 @@ def test_every_field_is_read_from_its_pose_variable(clean_env: pytest.MonkeyPatc
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("POSE_DEVICE", "tpu"), ("POSE_SCORE_THRESHOLD", "1.5"), ("POSE_MAX_UPLOAD_BYTES", "0"),
-     ("POSE_INFERENCE_WORKERS", "0"), ("POSE_MAX_QUEUE", "-1"), ("POSE_REKOGNITION_LABEL_MAP", "not json")],
+    [
+        ("POSE_DEVICE", "tpu"),
+        ("POSE_SCORE_THRESHOLD", "1.5"),
+        ("POSE_MAX_UPLOAD_BYTES", "0"),
+        ("POSE_INFERENCE_WORKERS", "0"),
+        ("POSE_MAX_QUEUE", "-1"),
+        ("POSE_REKOGNITION_LABEL_MAP", "not json"),
+    ],
 )
 def test_invalid_values_are_refused(clean_env: pytest.MonkeyPatch, variable: str, value: str) -> None:
     clean_env.setenv(variable, value)

@@ -28,9 +28,13 @@ def jpeg_like(size: int) -> bytes:
 
 def multipart_body(data: bytes, boundary: str = "carposeboundary") -> tuple[bytes, str]:
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"car.jpg\"\r\n"
-        f"Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="car.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -66,6 +70,7 @@ def test_chunked_body_over_the_limit_is_413(small_limit_client: TestClient) -> N
 
 
 # The middleware on its own, at the ASGI level: what it reads and what it lets through.
+
 
 def run_middleware(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[list[dict], dict]:
     seen = {"app_called": False, "received": 0, "receive_calls": 0}

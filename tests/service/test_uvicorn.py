@@ -11,14 +11,21 @@ import pytest
 
 from tests.service.helpers import assert_error
 from tests.service.images import exif_rotated_jpeg, jpeg_bytes
-from tests.service.uvicorn_server import Server, uvicorn_server
+from tests.support.uvicorn_server import Server, uvicorn_server
 
 LIMIT = 100_000
 
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"POSE_MODEL_DIR": str(tiny_model_dir), "POSE_DEVICE": "cpu", "POSE_MAX_UPLOAD_BYTES": str(LIMIT)}
+    env = {
+        "POSE_MODEL_DIR": str(tiny_model_dir),
+        "POSE_DEVICE": "cpu",
+        "POSE_MAX_UPLOAD_BYTES": str(LIMIT),
+        # One intra-op thread: on a small machine shared with other jobs, torch's default (one per core) can make
+        # each call tens of times slower (seen: 3.8 s vs 64 ms for the tiny model on 2 busy cores).
+        "POSE_TORCH_THREADS": "1",
+    }
     log_path = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
     with uvicorn_server(env, log_path) as running:
         print(f"\nuvicorn ready {running.ready_s:.2f} s after process start ({running.url})")
@@ -58,7 +65,8 @@ def test_exif_and_render_over_a_real_socket(http: httpx.Client) -> None:
 
 
 def test_bad_image_over_a_real_socket(http: httpx.Client) -> None:
-    assert_error(http.post("/pose", files={"image": ("a.txt", b"plain text", "text/plain")}), 415, "unsupported_media_type")
+    response = http.post("/pose", files={"image": ("a.txt", b"plain text", "text/plain")})
+    assert_error(response, 415, "unsupported_media_type")
 
 
 def test_declared_length_over_the_limit(http: httpx.Client) -> None:
@@ -69,9 +77,14 @@ def test_declared_length_over_the_limit(http: httpx.Client) -> None:
 def test_chunked_upload_without_content_length_over_the_limit(http: httpx.Client) -> None:
     boundary = "carposeboundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n"
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + b"\xff\xd8\xff\xe0" + os.urandom(3 * LIMIT) + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + b"\xff\xd8\xff\xe0"
+        + os.urandom(3 * LIMIT)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
     def chunks() -> Iterator[bytes]:
         for start in range(0, len(body), 16384):

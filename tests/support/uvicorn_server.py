@@ -1,4 +1,4 @@
-"""Run the service in a real uvicorn subprocess on 127.0.0.1 (used by test_uvicorn.py and the benchmark)."""
+"""The service in a real uvicorn subprocess on 127.0.0.1 (for tests/service/test_uvicorn.py and benchmarks/)."""
 
 from __future__ import annotations
 
