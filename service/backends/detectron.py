@@ -71,8 +71,9 @@ class DetectronBackend:
         cfg.MODEL.WEIGHTS = str(self.model_dir / self.card.weights)
         if "MOBILENET" in cfg.MODEL:
             cfg.MODEL.MOBILENET.IMAGENET_INIT = False  # the trained weights replace them
-        # The postprocessing applies the service threshold; the model keeps a little more for rendering.
-        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = min(float(cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST), score_threshold)
+        # Detections below the pose threshold are never used, and each kept one costs a full-image mask paste:
+        # filter in the model. Evaluation passes a low threshold to see the whole precision/recall curve.
+        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_threshold
         cfg.freeze()
         self.cfg = cfg
         self.device = cfg.MODEL.DEVICE
