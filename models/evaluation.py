@@ -155,6 +155,8 @@ def evaluate(
         "wheel_box_AP50": bbox["per_class_AP50"].get(WHEEL_LABEL, float("nan")),
         "view_agreement": {
             "eight_way": sum(t == p for t, p in posed) / max(1, len(posed)),
+            # A near-boundary yaw may land in the neighbouring bin: how often the view is at most one bin off.
+            "eight_way_within_one_bin": sum(_bins_apart(t, p) <= 1 for t, p in posed) / max(1, len(posed)),
             "coarse": sum(t == p for t, p in posed_coarse) / max(1, len(posed_coarse)),
             "images_with_ground_truth_view": len(posed),
             "confusion": {f"{t}->{p}": n for (t, p), n in sorted(Counter(view_pairs).items())},
@@ -167,6 +169,13 @@ def evaluate(
             "min_size_test": int(backend.cfg.INPUT.MIN_SIZE_TEST),
         },
     }
+
+
+def _bins_apart(truth: str, predicted: str) -> int:
+    if predicted == NO_VIEW:
+        return len(VIEWS)
+    distance = abs(VIEWS.index(truth) - VIEWS.index(predicted)) % len(VIEWS)
+    return min(distance, len(VIEWS) - distance)
 
 
 def confusion_matrix(confusion: dict[str, int]) -> np.ndarray:
