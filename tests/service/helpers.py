@@ -12,6 +12,25 @@ from fastapi.testclient import TestClient
 from service.main import create_app
 from service.settings import Settings
 
+# Every field of a pose response (tests/service/test_api.py, test_openapi.py).
+RESPONSE_FIELDS = {
+    "view",
+    "coarse_view",
+    "azimuth_deg",
+    "tilt_deg",
+    "confidence",
+    "reason",
+    "cars_detected",
+    "car",
+    "wheels",
+    "parts",
+    "image",
+    "backend",
+    "model",
+    "timings_ms",
+    "rendered_image",
+}
+
 READY_TIMEOUT_S = 120.0  # the machine may be busy; the tiny model is ready in seconds when it is not
 
 

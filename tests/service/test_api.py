@@ -10,25 +10,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.postprocess import COARSE_VIEWS, VIEWS
+from tests.service.helpers import RESPONSE_FIELDS
 from tests.service.images import car_like_array, exif_rotated_jpeg, jpeg_bytes, png_bytes, webp_bytes
 
-RESPONSE_FIELDS = {
-    "view",
-    "coarse_view",
-    "azimuth_deg",
-    "tilt_deg",
-    "confidence",
-    "reason",
-    "cars_detected",
-    "car",
-    "wheels",
-    "parts",
-    "image",
-    "backend",
-    "model",
-    "timings_ms",
-    "rendered_image",
-}
 REASONS = {None, "no_car", "car_too_small", "too_few_parts", "view_ambiguous"}
 
 

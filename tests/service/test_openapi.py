@@ -8,7 +8,7 @@ import pytest
 
 from service.main import create_app
 from service.schemas import PoseResponse
-from tests.service.helpers import tiny_settings
+from tests.service.helpers import RESPONSE_FIELDS, tiny_settings
 
 ERROR_STATUSES = ("400", "413", "415", "422", "503")
 
@@ -35,23 +35,7 @@ def test_pose_200_references_pose_response(openapi: dict) -> None:
     assert schema == {"$ref": "#/components/schemas/PoseResponse"}
     properties = resolve(openapi, schema["$ref"])["properties"]
     assert set(properties) == set(PoseResponse.model_fields)
-    assert {
-        "view",
-        "coarse_view",
-        "azimuth_deg",
-        "tilt_deg",
-        "confidence",
-        "reason",
-        "cars_detected",
-        "car",
-        "wheels",
-        "parts",
-        "image",
-        "backend",
-        "model",
-        "timings_ms",
-        "rendered_image",
-    } <= set(properties)
+    assert set(RESPONSE_FIELDS) <= set(properties)
     assert properties["view"]["description"] and properties["azimuth_deg"]["description"]
 
 
