@@ -25,10 +25,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.settings import DEFAULT_MODEL_DIR, REPO_ROOT
+from models.paths import DEFAULT_DATASET_DIR
+from service.settings import DEFAULT_MODEL_DIR
 from tests.support.uvicorn_server import MALLOC_ENV, uvicorn_server
 
-DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "car-parts"
 OVERHEAD_GOAL = 0.05
 READY_GOAL_S = 15.0
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, help=f"model directory (default {DEFAULT_MODEL_DIR})")
     parser.add_argument("--tiny", action="store_true", help="build and use the tiny random-weights test model")
     parser.add_argument("--images", type=int, default=20, help="timed requests per side (default 20)")
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="Car Parts dataset directory")
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET_DIR, help="Car Parts dataset directory")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="default cpu")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per side first (default 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads on both sides (0 = default)")

@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATASET = Path(os.environ.get("CARPOSE_DATASET_DIR", REPO_ROOT.parent / "shared" / "datasets" / "car-parts"))
-DEFAULT_TURNTABLE = REPO_ROOT.parent / "shared" / "datasets" / "carvana-turntable"
+from .paths import DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR, REPO_ROOT
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
@@ -195,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model and export a model directory")
     train.add_argument("--recipe", default="cpu_mnv2_fpn", help="cpu_mnv2_fpn, gpu_r50_fpn or a config file")
-    train.add_argument("--dataset", default=str(DEFAULT_DATASET), help="COCO car-parts dataset directory")
+    train.add_argument("--dataset", default=str(DEFAULT_DATASET_DIR), help="COCO car-parts dataset directory")
     train.add_argument("--output-dir", help="model directory to write (default models/<MODEL_NAME>)")
     train.add_argument("--run-dir", help="checkpoints and logs (default runs/<MODEL_NAME>)")
     train.add_argument("--weights", help="initial weights: path or URL (GPU recipe: COCO model-zoo weights)")
@@ -209,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="COCO AP per class and view agreement on a split")
     ev.add_argument("--model-dir")
-    ev.add_argument("--dataset", default=str(DEFAULT_DATASET))
+    ev.add_argument("--dataset", default=str(DEFAULT_DATASET_DIR))
     ev.add_argument("--split", default="test", choices=["train", "test"])
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ev.add_argument("--limit", type=int, help="first N images only")
@@ -223,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     tt = sub.add_parser("turntable", help="azimuth error on turntable photos of known yaw")
-    tt.add_argument("--turntable", default=str(DEFAULT_TURNTABLE), help="directory of <car>_<NN>.jpg photos")
+    tt.add_argument("--turntable", default=str(DEFAULT_TURNTABLE_DIR), help="directory of <car>_<NN>.jpg photos")
     tt.add_argument("--model-dir")
     tt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     tt.add_argument("--write", action="store_true", help="store the summary in model.json and rewrite report.md")

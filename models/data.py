@@ -18,7 +18,6 @@ from service.postprocess.groundtruth import car_instance, split_coco_instances
 from service.postprocess.labels import MODEL_CLASSES, PART_LABELS
 
 SPLITS = {"train": "trainingset", "test": "testset"}
-DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "car-parts"
 # Pairs of classes that trade places when an image is mirrored (left/right are the car's own sides).
 MIRROR_PAIRS = (
     ("back_left_door", "back_right_door"),

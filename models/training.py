@@ -33,10 +33,6 @@ class CarPartsTrainer(DefaultTrainer):
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
         return COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=False, output_dir=output_folder)
 
-    def build_writers(self) -> list[Any]:
-        writers: list[Any] = super().build_writers()
-        return writers
-
     def build_hooks(self) -> list[hooks.HookBase]:
         built: list[hooks.HookBase] = super().build_hooks()
         # The final evaluation is run by `carpose eval` on the exported model; skip the trainer's own.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from models.paths import DEFAULT_DATASET_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,9 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def car_parts_dir() -> Path:
     """The Car Parts dataset directory ($CARPOSE_DATASET_DIR, default ../shared/datasets/car-parts); skips if absent."""
-    path = Path(os.environ.get("CARPOSE_DATASET_DIR", REPO_ROOT.parent / "shared" / "datasets" / "car-parts"))
-    if not path.is_absolute():
-        path = REPO_ROOT / path
+    path = DEFAULT_DATASET_DIR
     if not (path / "testset" / "annotations.json").is_file():
         pytest.skip(f"Car Parts dataset not found at {path} (set CARPOSE_DATASET_DIR)")
     return path

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +50,18 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def uvicorn_server(env: Mapping[str, str], log_path: Path, ready_timeout_s: float = 180.0) -> Iterator[Server]:
-    """Start `python -m uvicorn service.main:app`, wait for /readyz 200, always kill it on exit."""
+def uvicorn_server(
+    env: Mapping[str, str], log_path: Path, ready_timeout_s: float = 180.0, uvicorn_args: Sequence[str] = ()
+) -> Iterator[Server]:
+    """Start `python -m uvicorn service.main:app`, wait for /readyz 200, always kill it on exit.
+
+    A model that failed to load ends the wait at once (its /readyz says so) instead of at the timeout.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, **MALLOC_ENV, **env}
     command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += list(uvicorn_args)
     with open(log_path, "wb") as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
@@ -67,8 +73,11 @@ def uvicorn_server(env: Mapping[str, str], log_path: Path, ready_timeout_s: floa
                 if process.poll() is not None:
                     raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{server.log_tail()}")
                 try:
-                    if client.get(f"{url}/readyz").status_code == 200:
+                    response = client.get(f"{url}/readyz")
+                    if response.status_code == 200:
                         break
+                    if response.json().get("status") == "failed":
+                        raise RuntimeError(f"model failed to load: {response.text}\n{server.log_tail()}")
                 except httpx.TransportError:
                     pass
                 if time.perf_counter() > deadline:

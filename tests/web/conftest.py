@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.support.uvicorn_server import uvicorn_server
 
 CHROMIUM = Path(os.environ.get("CARPOSE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -43,21 +41,12 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LiveServer:
-    """`uvicorn service.main:app` in a subprocess on 127.0.0.1, ready once /readyz answers 200."""
+    """`uvicorn service.main:app` in a subprocess on 127.0.0.1 (tests/support/uvicorn_server.py), ready once
+    /readyz answers 200, configured for the page tests."""
 
     def __init__(self, model_dir: Path, log_path: Path, **settings: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
         env = {
-            **os.environ,
             "POSE_MODEL_DIR": str(model_dir),
             "POSE_DEVICE": "cpu",
             "POSE_TORCH_THREADS": "1",  # the tests share the machine; one page at a time anyway
@@ -65,51 +54,14 @@ class LiveServer:
             "POSE_LOG_LEVEL": "warning",
             **{f"POSE_{k.upper()}": v for k, v in settings.items()},
         }
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "service.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        self._stack = ExitStack()
+        self._server = self._stack.enter_context(
+            uvicorn_server(env, log_path, READY_TIMEOUT_S, ("--log-level", "warning", "--no-access-log"))
         )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                response = httpx.get(f"{self.url}/readyz", timeout=2.0)
-                if response.status_code == 200:
-                    return
-                if response.json().get("status") == "failed":
-                    raise RuntimeError(f"model failed to load: {response.text}\n{self.log_tail()}")
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"service not ready after {READY_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+        self.url = self._server.url
 
     def log_tail(self, chars: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
+        return self._server.log_tail(chars)
 
     def pose(self, image: Path, render: bool = False) -> dict[str, Any]:
         """What the API itself answers for this photo: the page must agree with it."""
@@ -124,14 +76,7 @@ class LiveServer:
         return dict(response.json())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
+        self._stack.close()
 
 
 @pytest.fixture(scope="session")
