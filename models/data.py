@@ -15,17 +15,9 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from service.postprocess.groundtruth import car_instance, split_coco_instances
-from service.postprocess.labels import MODEL_CLASSES, PART_LABELS
+from service.postprocess.vocabulary import MODEL_CLASSES, PART_LABELS, mirror_label
 
 SPLITS = {"train": "trainingset", "test": "testset"}
-# Pairs of classes that trade places when an image is mirrored (left/right are the car's own sides).
-MIRROR_PAIRS = (
-    ("back_left_door", "back_right_door"),
-    ("back_left_light", "back_right_light"),
-    ("front_left_door", "front_right_door"),
-    ("front_left_light", "front_right_light"),
-    ("left_mirror", "right_mirror"),
-)
 
 
 def class_names(with_car_class: bool) -> tuple[str, ...]:
@@ -34,8 +26,7 @@ def class_names(with_car_class: bool) -> tuple[str, ...]:
 
 def mirror_class_map(names: tuple[str, ...]) -> list[int]:
     """Class index -> index of the same part on the mirrored car."""
-    swap = {a: b for a, b in MIRROR_PAIRS} | {b: a for a, b in MIRROR_PAIRS}
-    return [names.index(swap.get(name, name)) for name in names]
+    return [names.index(mirror_label(name)) for name in names]
 
 
 def load_split(split_dir: Path, with_car_class: bool) -> list[dict[str, Any]]:

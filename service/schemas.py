@@ -6,9 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-View = Literal["front", "front_left", "left", "back_left", "back", "back_right", "right", "front_right"]
-CoarseView = Literal["front", "back", "side"]
-Reason = Literal["no_car", "car_too_small", "too_few_parts", "view_ambiguous"]
+from .postprocess.vocabulary import COARSE_VIEWS, REASONS, VIEWS
+
+# Built from the vocabulary so the schema cannot drift from what the pose module returns (subscripting
+# Literal with a tuple is the same as listing its items; static checkers cannot follow it, pydantic can).
+View = Literal[VIEWS]  # type: ignore[valid-type]
+CoarseView = Literal[COARSE_VIEWS]  # type: ignore[valid-type]
+Reason = Literal[REASONS]  # type: ignore[valid-type]
 BoxXYXY = tuple[float, float, float, float]
 
 

@@ -36,7 +36,8 @@ from PIL import Image
 from ..errors import ApiError
 from ..imaging import DecodedImage
 from ..metrics import UPSTREAM_DURATION, UPSTREAM_ERRORS
-from ..postprocess import CAR_LABEL, PART_LABELS, WHEEL_LABEL, Detection
+from ..postprocess import CAR_LABEL, WHEEL_LABEL, Detection
+from ..postprocess.vocabulary import KNOWN_LABELS
 from ..settings import Settings
 
 log = logging.getLogger("service.backends.rekognition")
@@ -50,7 +51,6 @@ REENCODE_QUALITY = 90
 REKOGNITION_WORKERS = 8
 # DetectLabels names (case as Rekognition spells them) -> our labels. Only these carry usable instance boxes.
 DETECT_LABELS_MAP: dict[str, str] = {"Car": CAR_LABEL, "Wheel": WHEEL_LABEL}
-KNOWN_LABELS = frozenset((*PART_LABELS, CAR_LABEL))
 CREDENTIALS_RECHECK_S = 10.0
 
 

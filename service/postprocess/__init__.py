@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from . import labels
+from . import labels, vocabulary
+from .cars import select_main_car
+from .config import DEFAULT_CONFIG, PoseConfig
 from .geometry import coarse_view_of, view_of
-from .labels import CAR_LABEL, COARSE_VIEWS, MODEL_CLASSES, PART_LABELS, VIEWS, WHEEL_LABEL
-from .pose import (
-    DEFAULT_CONFIG,
+from .pose import estimate_pose
+from .types import Box, Detection, Point, PoseEstimate
+from .vocabulary import (
+    CAR_LABEL,
+    COARSE_VIEWS,
+    MODEL_CLASSES,
+    PART_LABELS,
     PART_NORMAL_DEG,
     REASON_CAR_TOO_SMALL,
     REASON_NO_CAR,
     REASON_TOO_FEW_PARTS,
     REASON_VIEW_AMBIGUOUS,
     REASONS,
-    PoseConfig,
-    estimate_pose,
+    VIEWS,
+    WHEEL_LABEL,
 )
-from .types import Box, Detection, Point, PoseEstimate
 
 __all__ = [
     "CAR_LABEL",
@@ -40,5 +45,7 @@ __all__ = [
     "coarse_view_of",
     "estimate_pose",
     "labels",
+    "select_main_car",
     "view_of",
+    "vocabulary",
 ]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .groundtruth import car_instance, split_coco_instances
-from .labels import CAR_LABEL, PART_LABELS
+from .vocabulary import CAR_LABEL, PART_LABELS
 
 PERCENTILE = 85.0
 MIN_CAR_HEIGHT_PX = 8.0

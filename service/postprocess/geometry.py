@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .labels import VIEWS
 from .types import Box
+from .vocabulary import VIEWS
 
 VIEW_BIN_DEG = 360.0 / len(VIEWS)
 

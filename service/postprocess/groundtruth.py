@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .labels import CAR_LABEL, WHEEL_LABEL
 from .types import Box, Detection
+from .vocabulary import CAR_LABEL, WHEEL_LABEL
 
 UNUSED_CATEGORIES = frozenset({"_background_"})
 # Labels whose multi-polygon annotations hold several physical objects (one polygon each).

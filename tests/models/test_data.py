@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import MIRROR_PAIRS, class_names, load_split, mirror_class_map
-from service.postprocess.labels import CAR_LABEL, MODEL_CLASSES, PART_LABELS, WHEEL_LABEL
+from models.data import class_names, load_split, mirror_class_map
+from service.postprocess.vocabulary import CAR_LABEL, MIRROR_PAIRS, MODEL_CLASSES, PART_LABELS, WHEEL_LABEL
 
 
 def test_mirror_map_swaps_left_and_right_and_is_an_involution() -> None:
