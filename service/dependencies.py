@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import Request
 
 from .backends.detectron import DetectronBackend
 from .backends.rekognition import RekognitionBackend
 from .errors import ApiError
-from .gate import InferenceGate
+from .gate import DecodeLimiter, InferenceGate
 from .model_state import ModelState
 from .settings import Settings
 
@@ -23,7 +25,11 @@ def get_model_state(request: Request) -> ModelState:
 
 
 def get_detectron(request: Request) -> DetectronBackend:
-    state = get_model_state(request)
+    return require_model(get_model_state(request))
+
+
+def require_model(state: ModelState) -> DetectronBackend:
+    """The loaded backend, or the 503 that says why not (also used by admission, before the body is read)."""
     if state.status == "loading":
         raise ApiError(503, "model_loading", "the model is still loading; retry shortly", {"Retry-After": "5"})
     if state.status == "failed" or state.backend is None:
@@ -34,6 +40,11 @@ def get_detectron(request: Request) -> DetectronBackend:
 def get_gate(request: Request) -> InferenceGate:
     gate: InferenceGate = request.app.state.gate
     return gate
+
+
+def get_decoder(request: Request) -> DecodeLimiter:
+    decoder: DecodeLimiter = request.app.state.decoder
+    return decoder
 
 
 def get_rekognition(request: Request) -> RekognitionBackend:
@@ -51,3 +62,9 @@ def get_rekognition(request: Request) -> RekognitionBackend:
 def get_rekognition_gate(request: Request) -> InferenceGate:
     gate: InferenceGate = request.app.state.rekognition_gate
     return gate
+
+
+def get_client_gone(request: Request) -> asyncio.Event | None:
+    """Set when the client disconnects (by the admission middleware, which then also holds the gate place)."""
+    event: asyncio.Event | None = request.scope.get("state", {}).get("client_gone")
+    return event

@@ -1,19 +1,22 @@
-"""Bounded admission to the model: a few requests run, a few wait, the rest get 503 at once.
+"""Bounded admission to a backend, and bounded decoding: the service's whole memory and CPU budget per request.
 
-Without a bound, a burst of uploads piles up in memory and every request times out together. With it,
-clients that cannot be served soon learn so immediately, with a Retry-After estimated from recent latency.
+A request is admitted (or refused) by the ASGI admission middleware *before* its body is read, so a refusal costs
+no multipart parse and no decode. Once admitted it holds its place until it has answered: at most
+`workers + max_queue` requests are ever uploading, decoding or waiting for one backend, and the rest learn so at
+once, with a Retry-After computed from the observed service time and the backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from .errors import ApiError
+from .errors import ApiError, ClientGone
 from .metrics import QUEUE_DEPTH
 
 T = TypeVar("T")
@@ -25,43 +28,96 @@ class InferenceGate:
         self.workers = workers
         self.max_queue = max_queue
         self._slots = asyncio.Semaphore(workers)
-        self._waiting = 0
-        self._running = 0
+        self._admitted = 0  # holding a place: uploading, decoding, waiting for a slot or running
+        self._running: dict[int, float] = {}  # id of a call in progress -> its start (monotonic seconds)
+        self._next_id = 0
+        self.draining = False  # set on shutdown: new requests are refused, admitted ones finish
         # A pool of our own: model calls never starve the event loop's default thread pool.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-worker")
         self._recent_seconds = 1.0  # exponential moving average of one call
         QUEUE_DEPTH.labels(backend=name).set(0)  # export the series from the start, not from the first wait
 
     @property
+    def capacity(self) -> int:
+        return self.workers + self.max_queue
+
+    @property
+    def admitted(self) -> int:
+        return self._admitted
+
+    @property
     def waiting(self) -> int:
-        return self._waiting
+        return self._admitted - len(self._running)
+
+    def service_seconds(self) -> float:
+        """One call's expected duration: the recent average, or longer while a call in progress already is."""
+        now = time.monotonic()
+        oldest = max((now - started for started in self._running.values()), default=0.0)
+        return max(self._recent_seconds, oldest)
 
     def retry_after_s(self) -> int:
-        backlog = self._waiting + self._running
-        return max(1, math.ceil(self._recent_seconds * backlog / self.workers))
+        # Everyone admitted is served before a retry gets in: backlog x service time / parallel workers.
+        return max(1, math.ceil(self.service_seconds() * max(1, self._admitted) / self.workers))
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self._running >= self.workers and self._waiting >= self.max_queue:
+    def admit(self) -> None:
+        """Take a place or raise 503 at once; every successful `admit()` is paired with one `release()`."""
+        if self.draining:
+            raise ApiError(503, "shutting_down", "the service is shutting down; retry on another instance")
+        if self._admitted >= self.capacity:
             raise ApiError(
                 503,
                 "overloaded",
-                f"{self._waiting} requests are already waiting for the model; retry later",
+                f"{self._admitted} requests are already admitted for {self.workers} worker(s); retry later",
                 headers={"Retry-After": str(self.retry_after_s())},
             )
-        self._waiting += 1
-        QUEUE_DEPTH.labels(backend=self.name).inc()
-        try:
+        self._admitted += 1
+        QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
+
+    def release(self) -> None:
+        self._admitted -= 1
+        QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
+
+    async def _acquire(self, client_gone: asyncio.Event | None) -> None:
+        if client_gone is None:
             await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-            QUEUE_DEPTH.labels(backend=self.name).dec()
-        self._running += 1
+            return
+        if client_gone.is_set():
+            raise ClientGone("queued")
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        gone = asyncio.ensure_future(client_gone.wait())
         try:
-            yield
+            await asyncio.wait({acquire, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._running -= 1
-            self._slots.release()
+            gone.cancel()
+            if not acquire.done():
+                acquire.cancel()
+            await asyncio.gather(acquire, gone, return_exceptions=True)
+        got_slot = not acquire.cancelled() and acquire.exception() is None
+        if client_gone.is_set():
+            if got_slot:
+                self._slots.release()
+            raise ClientGone("queued")  # nobody is listening: the model never sees this request
+
+    @asynccontextmanager
+    async def slot(self, client_gone: asyncio.Event | None = None, admitted: bool = False) -> AsyncIterator[None]:
+        """A model slot. `admitted`: the caller already holds a place (the middleware's); else one is taken here."""
+        if not admitted:
+            self.admit()
+        try:
+            await self._acquire(client_gone)
+            call_id = self._next_id
+            self._next_id += 1
+            self._running[call_id] = time.monotonic()
+            QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
+            try:
+                yield
+            finally:
+                del self._running[call_id]
+                self._slots.release()
+                QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
+        finally:
+            if not admitted:
+                self.release()
 
     async def run(self, func: Callable[[], T]) -> T:
         """Run a blocking call on the gate's own threads (call inside `slot()`)."""
@@ -71,6 +127,35 @@ class InferenceGate:
             return await loop.run_in_executor(self._executor, func)
         finally:
             self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * (loop.time() - started)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class DecodeLimiter:
+    """Decoded images alive at once (`max_images`) and decodes running at once (`workers`), on threads of its own.
+
+    A full-size decode is the one allocation an upload controls (up to POSE_MAX_IMAGE_PIXELS x 3 bytes), so
+    only `workers` run at a time; the reduced image is then held until the request answers, at most
+    `max_images` of them.
+    """
+
+    def __init__(self, workers: int, max_images: int) -> None:
+        self.workers = workers
+        self.max_images = max_images
+        self._images = asyncio.Semaphore(max_images)
+        self._decodes = asyncio.Semaphore(workers)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode-worker")
+
+    @asynccontextmanager
+    async def image(self) -> AsyncIterator[None]:
+        """Hold a decoded-image place for the rest of the request."""
+        async with self._images:
+            yield
+
+    async def decode(self, func: Callable[[], T]) -> T:
+        async with self._decodes:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, func)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,8 +1,15 @@
-"""Untrusted upload bytes -> an EXIF-corrected RGB image, or a clear 4xx.
+"""Untrusted upload bytes -> an EXIF-corrected RGB image no larger than the model needs, or a clear 4xx.
 
 Nothing uploaded is trusted: the byte size is capped before decoding, the type comes from the file's magic
-bytes (not the client's Content-Type), and the pixel count is read from the header and checked before the
-pixels are decoded, so decompression bombs are refused without allocating them.
+bytes (not the client's Content-Type), and the pixel count and shape are read from the header and checked
+before the pixels are decoded, so decompression bombs and degenerate shapes are refused without allocating them.
+
+Memory: the model resizes every image to its input size anyway (shortest edge MIN_SIZE_TEST, longest at most
+MAX_SIZE_TEST), so the pixels are reduced to that size here. JPEGs are decoded at 1/2, 1/4 or 1/8 scale by
+the decoder itself (`Image.draft`), so a 7680x5120 photo never exists at full size; PNG and WebP are decoded
+at full size (bounded by the pixel limit and the decode concurrency) and then reduced. The sizes the caller
+reports are those of the EXIF-corrected original (`original_width`, `original_height`); `scale_x`/`scale_y`
+map coordinates of the reduced pixels back to it.
 """
 
 from __future__ import annotations
@@ -14,21 +21,39 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ApiError
+from .errors import ApiError, public_message
 
 # Our own pixel check runs first with a clear message; Pillow's bomb guard stays on as a backstop.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP")
 EXIF_ORIENTATION_TAG = 0x0112
+# No car can be seen in fewer pixels, and the model's resize turns a side this short into zero pixels
+# beyond these proportions (1707x1 -> 853x0): such shapes get a 400 with this reason, never a 500.
+MIN_IMAGE_SIDE = 32
+MAX_ASPECT_RATIO = 16.0
+
+
+@dataclass(frozen=True)
+class WorkingSize:
+    """The largest pixels worth keeping: shortest edge `short`, longest edge at most `long` (never enlarged)."""
+
+    short: int
+    long: int
+
+    def fit(self, width: int, height: int) -> tuple[int, int]:
+        scale = min(1.0, self.short / min(width, height), self.long / max(width, height))
+        return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass(frozen=True)
 class DecodedImage:
-    rgb: np.ndarray  # HxWx3 uint8, EXIF orientation applied
+    rgb: np.ndarray  # HxWx3 uint8, EXIF orientation applied, reduced to the working size
     format: str  # JPEG, PNG or WEBP (sniffed)
     data: bytes  # the upload as received
     exif_rotated: bool  # True when EXIF orientation changed the pixel layout
+    original_width: int = 0  # the EXIF-corrected upload's size; 0 = same as rgb
+    original_height: int = 0
 
     @property
     def width(self) -> int:
@@ -37,6 +62,18 @@ class DecodedImage:
     @property
     def height(self) -> int:
         return int(self.rgb.shape[0])
+
+    @property
+    def reported_size(self) -> tuple[int, int]:
+        return (self.original_width or self.width, self.original_height or self.height)
+
+    @property
+    def scale_x(self) -> float:
+        return self.reported_size[0] / self.width
+
+    @property
+    def scale_y(self) -> float:
+        return self.reported_size[1] / self.height
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -49,7 +86,24 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_upload(data: bytes, max_bytes: int, max_pixels: int) -> DecodedImage:
+def check_shape(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ApiError(400, "invalid_image", "the image has no pixels")
+    if width * height > max_pixels:
+        raise ApiError(413, "image_too_large", f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise ApiError(
+            400, "invalid_image", f"image is {width}x{height} pixels; both sides must be at least {MIN_IMAGE_SIDE}"
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ApiError(
+            400,
+            "invalid_image",
+            f"image is {width}x{height} pixels; the long side may be at most {MAX_ASPECT_RATIO:g} times the short one",
+        )
+
+
+def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: WorkingSize | None = None) -> DecodedImage:
     if len(data) > max_bytes:
         raise ApiError(413, "upload_too_large", f"upload is {len(data)} bytes; the limit is {max_bytes} bytes")
     if not data:
@@ -61,22 +115,37 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int) -> DecodedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt])
-            width, height = image.size
-            if width <= 0 or height <= 0:
-                raise ApiError(400, "invalid_image", "the image has no pixels")
-            if width * height > max_pixels:
-                raise ApiError(
-                    413, "image_too_large", f"image is {width}x{height} pixels; the limit is {max_pixels} pixels"
-                )
-            image.load()
+            stored_w, stored_h = image.size
+            # Before reading EXIF: for PNG that may decode the pixels. The checks do not depend on orientation.
+            check_shape(stored_w, stored_h, max_pixels)
             orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1) or 1)
             orientation = orientation if 2 <= orientation <= 8 else 1  # other values are not rotations
+            # Orientations 5-8 swap the axes: the upright image is stored_h wide.
+            upright_w, upright_h = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
+            target = working.fit(upright_w, upright_h) if working else (upright_w, upright_h)
+            if fmt == "JPEG" and target != (upright_w, upright_h):
+                # The decoder skips the detail we would throw away: at least the target size, at a fraction of
+                # the memory and time (DCT scaling by 1/2, 1/4 or 1/8).
+                stored_target = (target[1], target[0]) if orientation >= 5 else target
+                image.draft("RGB", stored_target)
+            image.load()
             oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
-            rgb = np.asarray(oriented.convert("RGB"), dtype=np.uint8)
+            rgb_image = oriented.convert("RGB")
+            if rgb_image.size != target:
+                rgb_image = rgb_image.resize(target, Image.Resampling.BILINEAR)
+            rgb = np.asarray(rgb_image, dtype=np.uint8)
     except ApiError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ApiError(413, "image_too_large", f"image refused as a decompression bomb: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ApiError(400, "invalid_image", f"the {fmt} image could not be decoded: {exc}") from exc
-    return DecodedImage(rgb=np.ascontiguousarray(rgb), format=fmt, data=data, exif_rotated=orientation != 1)
+        message = public_message(str(exc))
+        raise ApiError(400, "invalid_image", f"the {fmt} image could not be decoded: {message}") from exc
+    return DecodedImage(
+        rgb=np.ascontiguousarray(rgb),
+        format=fmt,
+        data=data,
+        exif_rotated=orientation != 1,
+        original_width=upright_w,
+        original_height=upright_h,
+    )

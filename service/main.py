@@ -12,8 +12,13 @@ from fastapi_offline import FastAPIOffline
 
 from .backends.rekognition import REKOGNITION_WORKERS, RekognitionBackend
 from .errors import install_error_handlers
-from .gate import InferenceGate
-from .middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
+from .gate import DecodeLimiter, InferenceGate
+from .middleware import (
+    AdmissionMiddleware,
+    BodySizeLimitMiddleware,
+    RequestMetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
 from .model_state import ModelState
 from .routers import health, pose, rekognition, web
 from .routers.web import STATIC_DIR
@@ -34,11 +39,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gate = InferenceGate(settings.inference_workers, settings.max_queue, name="detectron2")
         # A gate of its own: slow upstream calls must not hold the Detectron2 slots, nor the reverse.
         app.state.rekognition_gate = InferenceGate(REKOGNITION_WORKERS, settings.max_queue, name="rekognition")
+        app.state.decoder = DecodeLimiter(settings.decode_workers, settings.max_decoded_images)
         app.state.rekognition = RekognitionBackend(settings) if settings.rekognition_enabled else None
         app.state.model.start()
         yield
         app.state.gate.shutdown()
         app.state.rekognition_gate.shutdown()
+        app.state.decoder.shutdown()
 
     # FastAPIOffline serves the Swagger UI / ReDoc assets from its wheel: /docs works without internet access.
     app = FastAPIOffline(title="carpose", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -50,9 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-    # The middleware added last runs outermost: the body limit acts before anything reads the body.
-    app.add_middleware(RequestMetricsMiddleware)
+    # The middleware added last runs outermost. From the outside in: headers and metrics see every answer;
+    # admission refuses before anything reads the body; the body limit acts before the multipart parser.
     app.add_middleware(BodySizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(AdmissionMiddleware, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

@@ -32,6 +32,12 @@ QUEUE_DEPTH = Gauge("carpose_queue_depth", "Requests waiting for a backend slot"
 MODEL_LOAD_SECONDS = Gauge("carpose_model_load_seconds", "Time to load and warm up the model", registry=REGISTRY)
 VIEWS = Counter("carpose_views_total", "Views returned", ["view", "backend"], registry=REGISTRY)
 ERRORS = Counter("carpose_errors_total", "Error responses by code", ["code", "route"], registry=REGISTRY)
+CLIENT_DISCONNECTS = Counter(
+    "carpose_client_disconnects_total",
+    "Clients that went away before their answer (stage: upload, queued, processing); not errors of ours",
+    ["route", "stage"],
+    registry=REGISTRY,
+)
 UPSTREAM_DURATION = Histogram(
     "carpose_upstream_duration_seconds",
     "Latency of calls to an upstream service (Amazon Rekognition)",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 
 from .backends.base import DetectionBackend
-from .gate import InferenceGate
-from .imaging import DecodedImage, decode_upload
+from .errors import ClientGone
+from .gate import DecodeLimiter, InferenceGate
+from .imaging import DecodedImage, WorkingSize, decode_upload
 from .metrics import STAGE_DURATION, VIEWS
 from .postprocess import PoseConfig, PoseEstimate, estimate_pose
 from .render import jpeg_data_url, render_pose
@@ -36,26 +39,53 @@ class StageClock:
         return {**self.timings_ms, "total": round((time.perf_counter() - self.started) * 1000.0, 2)}
 
 
-async def decode(data: bytes, settings: Settings) -> DecodedImage:
-    # Decoding a 40 MP JPEG takes ~0.3 s: keep it off the event loop.
-    return await run_in_threadpool(decode_upload, data, settings.max_upload_bytes, settings.max_image_pixels)
+# Backends without a Detectron2 config (Rekognition) get this much: Rekognition finds cars and wheels well at
+# full-HD, and a smaller upload is faster to send.
+UPSTREAM_WORKING_SIZE = WorkingSize(1080, 1920)
+
+
+def working_size(backend: DetectionBackend) -> WorkingSize | None:
+    """The pixels worth decoding for this backend: the model's own test-time resize (INPUT.MIN/MAX_SIZE_TEST)."""
+    cfg = getattr(backend, "cfg", None)
+    if cfg is None:
+        return UPSTREAM_WORKING_SIZE
+    short, long = int(cfg.INPUT.MIN_SIZE_TEST), int(cfg.INPUT.MAX_SIZE_TEST)
+    return WorkingSize(short, long) if short > 0 else None  # 0 = the model does not resize
+
+
+def _check_client(client_gone: asyncio.Event | None, stage: str) -> None:
+    if client_gone is not None and client_gone.is_set():
+        raise ClientGone(stage)
 
 
 async def pose_from_upload(
-    data: bytes, backend: DetectionBackend, gate: InferenceGate, settings: Settings, render: bool
+    data: bytes,
+    backend: DetectionBackend,
+    gate: InferenceGate,
+    settings: Settings,
+    render: bool,
+    decoder: DecodeLimiter,
+    client_gone: asyncio.Event | None = None,
 ) -> PoseResponse:
+    """`client_gone`: set by the admission middleware (which has then also taken this request's gate place)."""
     clock = StageClock(backend.name)
-    image = await decode(data, settings)
-    clock.lap("decode")
-    async with gate.slot():
-        detections = await gate.run(lambda: backend.detect(image))
-    clock.lap("inference")
-    pose = estimate_pose(detections, (image.width, image.height), PoseConfig(score_threshold=settings.score_threshold))
-    clock.lap("postprocess")
-    rendered = None
-    if render:
-        rendered = await run_in_threadpool(lambda: jpeg_data_url(render_pose(image.rgb, pose)))
-        clock.lap("render")
+    decode = partial(decode_upload, data, settings.max_upload_bytes, settings.max_image_pixels, working_size(backend))
+    async with decoder.image():
+        _check_client(client_gone, "queued")
+        image = await decoder.decode(decode)
+        clock.lap("decode")
+        async with gate.slot(client_gone, admitted=client_gone is not None):
+            detections = await gate.run(lambda: backend.detect(image))
+        clock.lap("inference")
+        # The pose is computed on the reduced pixels (masks and boxes line up there; every ratio it uses is
+        # scale-free); to_response maps the boxes back to the uploaded image.
+        size = (image.width, image.height)
+        pose = estimate_pose(detections, size, PoseConfig(score_threshold=settings.score_threshold))
+        clock.lap("postprocess")
+        rendered = None
+        if render:
+            rendered = await run_in_threadpool(lambda: jpeg_data_url(render_pose(image.rgb, pose)))
+            clock.lap("render")
     VIEWS.labels(view=pose.view or "none", backend=backend.name).inc()
     return to_response(pose, image, backend, clock.total(), rendered)
 
@@ -67,8 +97,10 @@ def to_response(
     timings_ms: dict[str, float],
     rendered: str | None,
 ) -> PoseResponse:
+    sx, sy = image.scale_x, image.scale_y  # reduced pixels -> the uploaded (EXIF-corrected) image
+
     def box(b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        return (round(b[0], 1), round(b[1], 1), round(b[2], 1), round(b[3], 1))
+        return (round(b[0] * sx, 1), round(b[1] * sy, 1), round(b[2] * sx, 1), round(b[3] * sy, 1))
 
     return PoseResponse(
         view=pose.view,  # type: ignore[arg-type]
@@ -80,11 +112,13 @@ def to_response(
         cars_detected=pose.cars_detected,
         car=None if pose.car is None else CarOut(box=box(pose.car.box), score=round(pose.car.score, 3)),
         wheels=[
-            WheelOut(box=box(w.box), center=(round(w.center[0], 1), round(w.center[1], 1)), score=round(w.score, 3))
+            WheelOut(
+                box=box(w.box), center=(round(w.center[0] * sx, 1), round(w.center[1] * sy, 1)), score=round(w.score, 3)
+            )
             for w in pose.wheels
         ],
         parts=[PartOut(label=p.label, box=box(p.box), score=round(p.score, 3)) for p in pose.parts],
-        image=ImageOut(width=image.width, height=image.height),
+        image=ImageOut(width=image.reported_size[0], height=image.reported_size[1]),
         backend=backend.name,  # type: ignore[arg-type]
         model=ModelOut(**backend.info()),
         timings_ms=timings_ms,

@@ -21,8 +21,13 @@ class Settings(BaseSettings):
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum detection score")
     max_upload_bytes: int = Field(10_000_000, gt=0, description="Upload size limit; 413 above")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Decoded pixel limit; 413 above")
-    max_queue: int = Field(8, ge=0, description="Requests waiting for the model before 503 overloaded")
+    max_queue: int = Field(
+        8, ge=0, description="Requests admitted beyond the running ones (uploading, decoding, waiting) before 503"
+    )
     inference_workers: int = Field(1, ge=1, description="Concurrent model calls")
+    decode_workers: int = Field(2, ge=1, description="Concurrent image decodes (each up to max_image_pixels x 3 B)")
+    max_decoded_images: int = Field(4, ge=1, description="Decoded images alive at once, at the model's input size")
+    body_timeout_s: float = Field(30.0, gt=0, description="Time allowed for a pose request's body; 408 after it")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
     warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
 

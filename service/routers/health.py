@@ -17,7 +17,9 @@ from ..schemas import HealthResponse, ModelInfoResponse
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=HealthResponse, summary="Alive (answers while the model loads)")
+@router.api_route(
+    "/healthz", methods=["GET", "HEAD"], response_model=HealthResponse, summary="Alive (answers while the model loads)"
+)
 async def healthz() -> HealthResponse:
     return HealthResponse(status="ok")
 
@@ -41,7 +43,7 @@ async def model_info(backend: Annotated[DetectronBackend, Depends(get_detectron)
         version=backend.card.version,
         device=backend.device,
         classes=list(backend.classes),
-        model_dir=str(backend.model_dir),
+        model_dir=backend.model_dir.name,  # the directory's name: the server's paths are not the client's business
         card=backend.card.extra,
     )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
 from ..backends.detectron import DetectronBackend
-from ..dependencies import get_detectron, get_gate, get_settings
-from ..gate import InferenceGate
+from ..dependencies import get_client_gone, get_decoder, get_detectron, get_gate, get_settings
+from ..gate import DecodeLimiter, InferenceGate
 from ..pipeline import pose_from_upload
 from ..schemas import ERROR_RESPONSES, PoseResponse
 from ..settings import Settings
@@ -36,8 +37,10 @@ async def pose(
     settings: Annotated[Settings, Depends(get_settings)],
     backend: Annotated[DetectronBackend, Depends(get_detectron)],
     gate: Annotated[InferenceGate, Depends(get_gate)],
+    decoder: Annotated[DecodeLimiter, Depends(get_decoder)],
+    client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
     render: Annotated[bool, Query(description=RENDER_DESCRIPTION)] = False,
 ) -> PoseResponse:
     request.state.backend = backend.name
     data = await read_upload(image, settings)
-    return await pose_from_upload(data, backend, gate, settings, render)
+    return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from ..backends.rekognition import RekognitionBackend
-from ..dependencies import get_model_state, get_rekognition, get_rekognition_gate, get_settings
-from ..gate import InferenceGate
+from ..dependencies import (
+    get_client_gone,
+    get_decoder,
+    get_model_state,
+    get_rekognition,
+    get_rekognition_gate,
+    get_settings,
+)
+from ..gate import DecodeLimiter, InferenceGate
 from ..model_state import ModelState
 from ..pipeline import pose_from_upload
 from ..schemas import ERROR_RESPONSES, ErrorResponse, PoseResponse
@@ -51,11 +59,13 @@ async def pose_rekognition(
     settings: Annotated[Settings, Depends(get_settings)],
     backend: Annotated[RekognitionBackend, Depends(get_rekognition)],
     gate: Annotated[InferenceGate, Depends(get_rekognition_gate)],
+    decoder: Annotated[DecodeLimiter, Depends(get_decoder)],
+    client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
     render: Annotated[bool, Query(description=RENDER_DESCRIPTION)] = False,
 ) -> PoseResponse:
     request.state.backend = backend.name
     data = await read_upload(image, settings)
-    return await pose_from_upload(data, backend, gate, settings, render)
+    return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone)
 
 
 class BackendInfo(BaseModel):
