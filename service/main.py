@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .backends.rekognition import REKOGNITION_WORKERS, RekognitionBackend
-from .errors import install_error_handlers
+from .errors import ERROR_CODES, install_error_handlers
 from .gate import DecodeLimiter, InferenceGate
 from .middleware import (
     AdmissionMiddleware,
@@ -20,14 +20,19 @@ from .middleware import (
     SecurityHeadersMiddleware,
 )
 from .model_state import ModelState
-from .routers import health, pose, rekognition, web
+from .routers import health, pose, rekognition, sagemaker, web
 from .routers.web import STATIC_DIR
 from .settings import Settings, get_settings
 
 DESCRIPTION = """
 Tells, from one photo, how a car is positioned: which side faces the camera (eight views), its yaw
 (`azimuth_deg`) and its tilt against the image horizontal. Upload an image to `POST /pose`.
-"""
+
+Errors are always `{"error": {"code": "...", "message": "..."}}`; every code the service answers:
+
+| status | code | when |
+|---|---|---|
+""" + "\n".join(f"| {e.status} | `{code}` | {e.when} |" for code, e in ERROR_CODES.items())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rekognition.router)
     app.include_router(health.router)
     app.include_router(web.router)
+    if settings.sagemaker:  # `carpose serve --sagemaker`, the image's `serve`
+        app.include_router(sagemaker.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     # The middleware added last runs outermost. From the outside in: headers and metrics see every answer;
     # admission refuses before anything reads the body; the body limit acts before the multipart parser.

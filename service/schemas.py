@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .errors import ERROR_CODES
 from .postprocess.vocabulary import COARSE_VIEWS, REASONS, VIEWS
 
 # Built from the vocabulary so the schema cannot drift from what the pose module returns (subscripting
@@ -122,10 +123,29 @@ class HealthResponse(BaseModel):
     detail: str | None = None
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorResponse, "description": "Undecodable or truncated image"},
-    413: {"model": ErrorResponse, "description": "Upload over the byte limit or image over the pixel limit"},
-    415: {"model": ErrorResponse, "description": "Not a JPEG, PNG or WebP image"},
-    422: {"model": ErrorResponse, "description": "Missing or invalid form field"},
-    503: {"model": ErrorResponse, "description": "Model loading, or overloaded (see Retry-After)"},
-}
+def error_responses(codes: list[str]) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses` for these error codes, one entry per status listing its codes (from ERROR_CODES)."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(ERROR_CODES[code].status, []).append(code)
+    return {
+        status: {
+            "model": ErrorResponse,
+            "description": "; ".join(f"`{code}`: {ERROR_CODES[code].when}" for code in status_codes),
+        }
+        for status, status_codes in sorted(by_status.items())
+    }
+
+
+# Codes any route answers, and those of the image routes; Rekognition's upstream_* are its route's alone.
+GENERAL_CODES = ["not_found", "method_not_allowed", "internal_error"]
+IMAGE_ROUTE_CODES = [
+    code
+    for code in ERROR_CODES
+    if not code.startswith("upstream_") and code not in {*GENERAL_CODES, "backend_disabled"}
+] + ["internal_error"]
+POSE_CODES = IMAGE_ROUTE_CODES
+REKOGNITION_CODES = [c for c in IMAGE_ROUTE_CODES if c not in {"model_loading", "model_unavailable"}] + [
+    c for c in ERROR_CODES if c.startswith("upstream_") or c == "backend_disabled"
+]
+ERROR_RESPONSES = error_responses(POSE_CODES)

@@ -266,6 +266,10 @@ class RekognitionBackend:
             return False
         return True
 
+    def credentials_available(self) -> bool:
+        """Whether AWS credentials are found (blocking: may ask the instance metadata service; cached)."""
+        return self._has_credentials()
+
     def _fail(self, error: UpstreamError, metric_code: str, detail: str) -> ApiError:
         UPSTREAM_ERRORS.labels(backend=BACKEND, code=metric_code).inc()
         log.warning("Rekognition %s failed: %s (%s)", self.operation, metric_code, detail)
@@ -311,7 +315,9 @@ class RekognitionBackend:
             ) from exc
         except (ConnectTimeoutError, ReadTimeoutError) as exc:  # first: ConnectTimeoutError is a ConnectionError
             raise self._fail(
-                UpstreamError(504, "upstream_timeout", "Amazon Rekognition did not answer in time"), "timeout", str(exc)
+                UpstreamError(504, "upstream_timeout", "Amazon Rekognition did not answer in time"),
+                "timeout",
+                type(exc).__name__,  # botocore's message names the endpoint URL: for our log, not for clients
             ) from exc
         # EndpointConnectionError (refused, DNS) and proxy errors are ConnectionErrors; a dropped connection is
         # an HTTPClientError (ConnectionClosedError among them).
@@ -319,7 +325,7 @@ class RekognitionBackend:
             raise self._fail(
                 UpstreamError(504, "upstream_unreachable", "Amazon Rekognition could not be reached"),
                 "connection",
-                str(exc),
+                type(exc).__name__,
             ) from exc
         except BotoCoreError as exc:
             raise self._fail(_OTHER, type(exc).__name__, str(exc)) from exc

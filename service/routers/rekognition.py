@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from ..backends.rekognition import RekognitionBackend
 from ..dependencies import (
@@ -20,7 +21,7 @@ from ..dependencies import (
 from ..gate import DecodeLimiter, InferenceGate
 from ..model_state import ModelState
 from ..pipeline import pose_from_upload
-from ..schemas import ERROR_RESPONSES, ErrorResponse, PoseResponse
+from ..schemas import REKOGNITION_CODES, PoseResponse, error_responses
 from ..settings import Settings
 from .pose import IMAGE_FIELD_DESCRIPTION, RENDER_DESCRIPTION, read_upload
 
@@ -28,22 +29,15 @@ router = APIRouter()
 
 REKOGNITION_ROUTE = "/pose/rekognition"
 ENABLE_HINT = "set POSE_REKOGNITION_ENABLED=true (and give the service AWS credentials)"
+NO_CREDENTIALS_HINT = (
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or use an instance role"
+)
 PARTIAL_HINT = (
     "DetectLabels finds only the car and its wheels: tilt and 'side' when clear, no eight-way view; "
     "set POSE_REKOGNITION_PROJECT_VERSION_ARN to a Custom Labels car-parts model for the full pose"
 )
 
-REKOGNITION_ERRORS: dict[int | str, dict[str, object]] = {
-    **ERROR_RESPONSES,
-    404: {"model": ErrorResponse, "description": "backend_disabled: POSE_REKOGNITION_ENABLED is false"},
-    422: {"model": ErrorResponse, "description": "Missing form field, or Rekognition refused the image (upstream_*)"},
-    502: {"model": ErrorResponse, "description": "Rekognition refused the service's credentials or permissions"},
-    503: {
-        "model": ErrorResponse,
-        "description": "Throttled, upstream error, Custom Labels model not running, no AWS credentials, overloaded",
-    },
-    504: {"model": ErrorResponse, "description": "Rekognition unreachable or too slow"},
-}
+REKOGNITION_ERRORS = error_responses(REKOGNITION_CODES)
 
 
 @router.post(
@@ -85,6 +79,7 @@ class BackendsResponse(BaseModel):
 
 @router.get("/backends", response_model=BackendsResponse, tags=["operations"], summary="Pose backends offered")
 async def backends(
+    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     state: Annotated[ModelState, Depends(get_model_state)],
 ) -> BackendsResponse:
@@ -94,8 +89,13 @@ async def backends(
         "failed": f"the model failed to load: {state.error}",
     }[state.status]
     custom = bool(settings.rekognition_project_version_arn)
+    rekognition: RekognitionBackend | None = getattr(request.app.state, "rekognition", None)
+    # Off the event loop: the credential chain may ask the instance metadata service (the backend caches the answer).
+    has_credentials = rekognition is not None and await run_in_threadpool(rekognition.credentials_available)
     if not settings.rekognition_enabled:
         rekognition_hint: str | None = ENABLE_HINT
+    elif not has_credentials:
+        rekognition_hint = NO_CREDENTIALS_HINT
     else:
         rekognition_hint = None if custom else PARTIAL_HINT
     return BackendsResponse(
@@ -111,8 +111,7 @@ async def backends(
             BackendInfo(
                 name="rekognition",
                 enabled=settings.rekognition_enabled,
-                # Not probed: checking credentials may call the instance metadata service, too slow for a page.
-                ready=settings.rekognition_enabled,
+                ready=has_credentials,
                 route=REKOGNITION_ROUTE,
                 pose="full" if custom else "partial",
                 hint=rekognition_hint,

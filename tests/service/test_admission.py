@@ -1,0 +1,175 @@
+"""Admission before work: refusals read no body, Retry-After follows the observed service time and backlog."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from service.errors import ApiError, ClientGone
+from service.gate import InferenceGate
+from service.middleware import AdmissionMiddleware
+
+
+def pose_scope(app_state: Any, path: str = "/pose") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "headers": [(b"content-length", b"1000000")],
+        "app": SimpleNamespace(state=app_state),
+        "state": {},
+    }
+
+
+def run_admission(gate: InferenceGate, model_status: str = "ok") -> tuple[list[dict], dict[str, Any]]:
+    """One request through AdmissionMiddleware; returns what it sent and what the inner app and receive saw."""
+    seen = {"app_called": False, "receive_calls": 0}
+    sent: list[dict] = []
+
+    async def app(scope, receive, send) -> None:
+        seen["app_called"] = True
+
+    async def receive() -> dict:
+        seen["receive_calls"] += 1
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    model = SimpleNamespace(status=model_status, backend=object() if model_status == "ok" else None, error="boom")
+    state = SimpleNamespace(gate=gate, model=model)
+    middleware = AdmissionMiddleware(app, body_timeout_s=5.0)
+    asyncio.run(middleware(pose_scope(state), receive, send))
+    return sent, seen
+
+
+def test_a_full_gate_refuses_without_reading_the_body() -> None:
+    gate = InferenceGate(workers=1, max_queue=1)
+    try:
+        gate.admit()
+        gate.admit()  # one running, one waiting: full
+        sent, seen = run_admission(gate)
+        assert sent[0]["status"] == 503
+        assert b'"overloaded"' in sent[1]["body"]
+        headers = dict(sent[0]["headers"])
+        assert int(headers[b"retry-after"]) >= 1
+        assert seen == {"app_called": False, "receive_calls": 0}  # no body read, no parse, no decode
+        assert gate.admitted == 2  # a refusal takes no place
+    finally:
+        gate.shutdown()
+
+
+@pytest.mark.parametrize(("status", "code"), [("loading", "model_loading"), ("failed", "model_unavailable")])
+def test_a_model_that_is_not_ready_refuses_without_reading_the_body(status: str, code: str) -> None:
+    gate = InferenceGate(workers=1, max_queue=1)
+    try:
+        sent, seen = run_admission(gate, model_status=status)
+        assert sent[0]["status"] == 503 and code.encode() in sent[1]["body"]
+        assert seen["receive_calls"] == 0 and not seen["app_called"]
+    finally:
+        gate.shutdown()
+
+
+def test_an_admitted_request_holds_its_place_until_it_answers() -> None:
+    gate = InferenceGate(workers=1, max_queue=0)
+    try:
+        sent, seen = run_admission(gate)
+        assert seen["app_called"] and sent == []  # the inner app answered nothing; the place is given back
+        assert gate.admitted == 0
+    finally:
+        gate.shutdown()
+
+
+def test_draining_gate_refuses_with_shutting_down() -> None:
+    gate = InferenceGate(workers=1, max_queue=4)
+    try:
+        gate.draining = True
+        with pytest.raises(ApiError) as refused:
+            gate.admit()
+        assert refused.value.status == 503 and refused.value.code == "shutting_down"
+    finally:
+        gate.shutdown()
+
+
+def test_retry_after_follows_service_time_and_backlog() -> None:
+    async def scenario() -> None:
+        gate = InferenceGate(workers=1, max_queue=10)
+        try:
+            for _ in range(5):
+                async with gate.slot():
+                    await gate.run(lambda: time.sleep(0.3))
+            assert 0.3 <= gate.service_seconds() < 1.0  # learnt from the calls (the first guess was 1 s)
+            for _ in range(8):
+                gate.admit()
+            # 8 admitted x ~0.45 s / 1 worker: a few seconds, not the constant 1 s of an idle gate.
+            assert 3 <= gate.retry_after_s() <= 8
+            for _ in range(8):
+                gate.release()
+            assert gate.retry_after_s() == 1
+        finally:
+            gate.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_retry_after_counts_a_call_that_is_still_running() -> None:
+    """A hung upstream (black-holed endpoint) must not keep advertising the last quick call's latency."""
+
+    async def scenario() -> None:
+        gate = InferenceGate(workers=1, max_queue=4)
+        try:
+            release = asyncio.Event()
+
+            async def hung() -> None:
+                async with gate.slot():
+                    await release.wait()
+
+            task = asyncio.create_task(hung())
+            await asyncio.sleep(1.6)
+            assert gate.service_seconds() >= 1.5
+            assert gate.retry_after_s() >= 2
+            release.set()
+            await task
+        finally:
+            gate.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_a_queued_request_whose_client_left_never_gets_the_slot() -> None:
+    async def scenario() -> None:
+        gate = InferenceGate(workers=1, max_queue=4)
+        calls: list[str] = []
+        try:
+            release = asyncio.Event()
+
+            async def holder() -> None:
+                async with gate.slot():
+                    await release.wait()
+
+            async def queued(gone: asyncio.Event) -> None:
+                async with gate.slot(gone):
+                    calls.append("model")
+
+            first = asyncio.create_task(holder())
+            await asyncio.sleep(0.01)
+            gone = asyncio.Event()
+            second = asyncio.create_task(queued(gone))
+            await asyncio.sleep(0.01)
+            assert gate.waiting == 1
+            gone.set()  # the client disconnects while queued
+            with pytest.raises(ClientGone):
+                await asyncio.wait_for(second, 5)
+            release.set()
+            await first
+            assert calls == [] and gate.admitted == 0
+            async with gate.slot():  # the slot was not leaked
+                pass
+        finally:
+            gate.shutdown()
+
+    asyncio.run(scenario())
