@@ -1,0 +1,75 @@
+"""Every error code the code can answer is in ERROR_CODES, the README's table and the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.errors import _HTTP_CODES, ERROR_CODES
+from service.main import create_app
+from service.schemas import POSE_CODES, REKOGNITION_CODES
+from tests.service.helpers import tiny_settings
+
+REPO = Path(__file__).resolve().parents[2]
+# A status followed by a code literal: ApiError(413, "upload_too_large", ...), UpstreamError(504, "upstream_...",
+# send_error(send, 408, "request_timeout", ...), error_response(request, 500, "internal_error", ...).
+EMITTED = re.compile(r"\b([1-5]\d\d),\s*\"([a-z]+(?:_[a-z]+)*)\"(?!\s*:)")
+
+
+def emitted_codes() -> dict[str, int]:
+    found: dict[str, int] = {}
+    for path in (REPO / "service").rglob("*.py"):
+        if path.name == "errors.py" or "postprocess" in path.parts:
+            continue  # the registry itself, and the catch-all handlers checked below
+        for status, code in EMITTED.findall(path.read_text()):
+            found[code] = int(status)
+    return found
+
+
+def test_every_code_in_the_source_is_registered_with_its_status() -> None:
+    found = emitted_codes()
+    assert len(found) >= 20, found  # the pattern still matches how the code raises errors
+    for code, status in found.items():
+        assert code in ERROR_CODES, f"{code} is answered but not in service.errors.ERROR_CODES"
+        assert ERROR_CODES[code].status == status, code
+
+
+def test_every_registered_code_is_answered_somewhere() -> None:
+    handlers = set(_HTTP_CODES.values()) | {"validation_error", "internal_error"}  # errors.py's own handlers
+    assert set(ERROR_CODES) == set(emitted_codes()) | handlers
+
+
+def readme_error_table() -> dict[str, int]:
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("Errors are always") :]
+    table = table[: table.index("\n\n", table.index("| status | code"))]
+    rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", table, flags=re.M)
+    return {code: int(status) for status, code in rows}
+
+
+def test_the_readme_lists_every_code_with_its_status() -> None:
+    assert readme_error_table() == {code: e.status for code, e in ERROR_CODES.items()}
+
+
+@pytest.fixture(scope="module")
+def openapi(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    app = create_app(tiny_settings(Path(tmp_path_factory.mktemp("no_model"))))
+    return TestClient(app).get("/openapi.json").json()
+
+
+def test_the_openapi_description_lists_every_code(openapi: dict) -> None:
+    description = openapi["info"]["description"]
+    for code, e in ERROR_CODES.items():
+        assert f"| {e.status} | `{code}` |" in description
+
+
+@pytest.mark.parametrize(("path", "codes"), [("/pose", POSE_CODES), ("/pose/rekognition", REKOGNITION_CODES)])
+def test_each_pose_route_documents_its_codes_under_their_status(openapi: dict, path: str, codes: list[str]) -> None:
+    responses = openapi["paths"][path]["post"]["responses"]
+    for code in codes:
+        status = str(ERROR_CODES[code].status)
+        assert f"`{code}`" in responses[status]["description"], (path, code)
+        assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
