@@ -66,8 +66,10 @@ async def pose_from_upload(
     render: bool,
     decoder: DecodeLimiter,
     client_gone: asyncio.Event | None = None,
+    min_confidence: float | None = None,
 ) -> PoseResponse:
-    """`client_gone`: set by the admission middleware (which has then also taken this request's gate place)."""
+    """`client_gone`: set by the admission middleware (which has then also taken this request's gate place).
+    `min_confidence`: the request's view confidence floor; None takes the setting's default."""
     clock = StageClock(backend.name)
     decode = partial(decode_upload, data, settings.max_upload_bytes, settings.max_image_pixels, working_size(backend))
     async with decoder.image():
@@ -80,7 +82,9 @@ async def pose_from_upload(
         # The pose is computed on the reduced pixels (masks and boxes line up there; every ratio it uses is
         # scale-free); to_response maps the boxes back to the uploaded image.
         size = (image.width, image.height)
-        pose = estimate_pose(detections, size, PoseConfig(score_threshold=settings.score_threshold))
+        floor = settings.min_confidence if min_confidence is None else min_confidence
+        config = PoseConfig(score_threshold=settings.score_threshold, min_confidence=floor)
+        pose = estimate_pose(detections, size, config)
         clock.lap("postprocess")
         rendered = None
         if render:

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Model directory (config.yaml, weights, model.json)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available")
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum detection score")
+    min_confidence: float = Field(
+        0.0, ge=0.0, le=1.0, description="Default view confidence floor (low_confidence below); 0 = off"
+    )
     max_upload_bytes: int = Field(10_000_000, gt=0, description="Upload size limit; 413 above")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Decoded pixel limit; 413 above")
     max_queue: int = Field(

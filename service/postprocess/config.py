@@ -51,6 +51,7 @@ class PoseConfig:
     spread_floor: float = 0.3  # confidence factor of the concentration at min_concentration
     wheels_only_confidence: float = 0.4  # car + a side wheel pair only: confidence = this x weaker wheel score
     ambiguous_confidence: float = 0.2  # view_ambiguous: confidence = this x mean score x concentration share
+    min_confidence: float = 0.0  # confidence below -> view withheld, reason low_confidence (0 = off)
 
 
 DEFAULT_CONFIG = PoseConfig()

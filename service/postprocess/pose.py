@@ -70,19 +70,25 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
 
 from .cars import assign_parts, image_frame, scene_of, too_small
 from .config import DEFAULT_CONFIG, PoseConfig
 from .cues import part_evidence
 from .geometry import coarse_view_of, view_of, wrap_deg
 from .types import Detection, PoseEstimate
+from .view_probs import classifier_azimuth, valid_view_probs
 from .vocabulary import (
     PART_NORMAL_DEG,
     REASON_CAR_TOO_SMALL,
+    REASON_LOW_CONFIDENCE,
     REASON_NO_CAR,
     REASON_TOO_FEW_PARTS,
     REASON_VIEW_AMBIGUOUS,
     REASONS,
+    VIEWS,
     WHEEL_LABEL,
 )
 from .wheels import fuse_wheels, side_on, tilt_of, wheel_pair
@@ -92,6 +98,7 @@ __all__ = [
     "PART_NORMAL_DEG",
     "REASONS",
     "REASON_CAR_TOO_SMALL",
+    "REASON_LOW_CONFIDENCE",
     "REASON_NO_CAR",
     "REASON_TOO_FEW_PARTS",
     "REASON_VIEW_AMBIGUOUS",
@@ -119,6 +126,39 @@ def estimate_pose_unguarded(
     detections: Sequence[Detection], image_size: tuple[int, int], cfg: PoseConfig = DEFAULT_CONFIG
 ) -> PoseEstimate:
     """`estimate_pose` without the safety net, so tests see real exceptions."""
+    pose = _rule_pose(detections, image_size, cfg)
+    probs = valid_view_probs(pose.car.view_probs) if pose.car is not None else None
+    # The classifier only needs the car box, so it answers where the parts are too few or ambiguous; a car
+    # too small for the rule is too small for a crop classifier as well.
+    if probs is not None and pose.reason not in (REASON_NO_CAR, REASON_CAR_TOO_SMALL):
+        pose = _with_classifier(pose, probs, cfg)
+    if pose.view is not None and pose.confidence < cfg.min_confidence:
+        # Below the requested floor: the azimuth stays as the best guess, the view is withheld.
+        pose = replace(pose, view=None, coarse_view=None, reason=REASON_LOW_CONFIDENCE)
+    return pose
+
+
+def _with_classifier(pose: PoseEstimate, probs: np.ndarray, cfg: PoseConfig) -> PoseEstimate:
+    """The view and confidence from the classifier; the rule's azimuth kept inside that view's bin."""
+    index, azimuth = classifier_azimuth(probs, pose.azimuth_deg)
+    azimuth = round(azimuth, 1) % 360.0
+    car_w = max(pose.car.width, 1e-6) if pose.car is not None else 1e-6
+    pair = wheel_pair(pose.wheels, car_w, azimuth, cfg)
+    tilt, line = tilt_of(pose.wheels, pair)
+    return replace(
+        pose,
+        view=VIEWS[index],
+        coarse_view=coarse_view_of(azimuth),
+        azimuth_deg=azimuth,
+        tilt_deg=tilt,
+        wheel_line=line,
+        confidence=round(float(probs[index]), 3),
+        reason=None,
+    )
+
+
+def _rule_pose(detections: Sequence[Detection], image_size: tuple[int, int], cfg: PoseConfig) -> PoseEstimate:
+    """The part rule's pose (no classifier, no confidence floor)."""
     image = image_frame(image_size)
     scene = scene_of(detections, image, cfg)
     car = scene.car

@@ -16,6 +16,8 @@ class Detection:
     box: Box
     score: float
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)  # bool HxW, image-sized
+    # For a car: 8 calibrated probabilities in `VIEWS` order, attached by a backend with a view classifier.
+    view_probs: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def width(self) -> float:

@@ -18,6 +18,10 @@ router = APIRouter(tags=["pose"])
 
 IMAGE_FIELD_DESCRIPTION = "Car photo: JPEG, PNG or WebP (EXIF orientation is applied)"
 RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, wheel line and pose"
+MIN_CONFIDENCE_DESCRIPTION = (
+    "Confidence floor: below it view and coarse_view are null with reason low_confidence (azimuth_deg is kept "
+    "as the best guess); default POSE_MIN_CONFIDENCE, 0 = off"
+)
 
 
 async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
@@ -40,7 +44,8 @@ async def pose(
     decoder: Annotated[DecodeLimiter, Depends(get_decoder)],
     client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
     render: Annotated[bool, Query(description=RENDER_DESCRIPTION)] = False,
+    min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description=MIN_CONFIDENCE_DESCRIPTION)] = None,
 ) -> PoseResponse:
     request.state.backend = backend.name
     data = await read_upload(image, settings)
-    return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone)
+    return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)

@@ -28,6 +28,7 @@
     car_too_small: "The car is too small in the photo to judge its pose. Try a closer or cropped photo.",
     too_few_parts: "Too few car parts were recognised to tell which side faces the camera.",
     view_ambiguous: "The car parts found point to different views, so the view is ambiguous.",
+    low_confidence: "The view is not certain enough for the requested confidence; the angle is a best guess.",
   };
 
   const STAGE_WORDS = {

@@ -9,6 +9,7 @@ import pytest
 
 from service.postprocess import (
     REASON_CAR_TOO_SMALL,
+    REASON_LOW_CONFIDENCE,
     REASON_NO_CAR,
     REASON_TOO_FEW_PARTS,
     REASON_VIEW_AMBIGUOUS,
@@ -44,7 +45,9 @@ def check_invariants(pose: PoseEstimate) -> None:
     assert 0.0 <= pose.confidence <= 1.0
     assert pose.view is None or pose.view in VIEWS
     assert pose.coarse_view in {None, "front", "back", "side"}
-    if pose.azimuth_deg is not None:
+    if pose.reason == REASON_LOW_CONFIDENCE:
+        assert pose.view is None and pose.coarse_view is None and pose.azimuth_deg is not None
+    elif pose.azimuth_deg is not None:
         assert 0.0 <= pose.azimuth_deg < 360.0
         assert pose.view == view_of(pose.azimuth_deg)
         assert pose.coarse_view == coarse_view_of(pose.azimuth_deg)

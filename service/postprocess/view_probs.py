@@ -1,0 +1,77 @@
+"""A learned view classifier's probabilities -> view, confidence and an azimuth inside the chosen view's bin.
+
+The classifier (run by a backend on the main car's crop) knows the eight-way view better than the part rule;
+the rule knows the angle within a view better. So the view and its confidence come from the probabilities,
+and the rule's azimuth is kept when it agrees, or moved just inside the chosen bin when it does not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .geometry import VIEW_BIN_DEG, wrap_deg
+from .vocabulary import VIEWS
+
+# Moved or clamped azimuths end this far inside the bin edge, so that `view_of(azimuth)` is the chosen view
+# also after the API rounds the azimuth to 0.1 degree.
+EDGE_INSET_DEG = 1.0
+
+
+def valid_view_probs(probs: object) -> np.ndarray | None:
+    """The probabilities normalised to sum 1, or None unless they are len(VIEWS) finite non-negative numbers
+    with a positive sum (anything else is ignored, never an error)."""
+    if probs is None or isinstance(probs, str | bytes):
+        return None
+    try:
+        arr = np.asarray(probs, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.shape != (len(VIEWS),) or not np.all(np.isfinite(arr)) or np.any(arr < 0.0):
+        return None
+    total = float(arr.sum())
+    if not (math.isfinite(total) and total > 0.0):
+        return None
+    return arr / total
+
+
+def bin_centre(index: int) -> float:
+    return (index % len(VIEWS)) * VIEW_BIN_DEG
+
+
+def into_bin(azimuth: float, index: int) -> float:
+    """`azimuth` when it lies in view `index`'s bin, else the nearest point EDGE_INSET_DEG inside its edge."""
+    centre = bin_centre(index)
+    offset = (wrap_deg(azimuth) - centre + 180.0) % 360.0 - 180.0  # signed, in [-180, 180)
+    half = VIEW_BIN_DEG / 2.0
+    if -half <= offset < half:
+        return wrap_deg(azimuth)
+    limit = half - EDGE_INSET_DEG
+    return wrap_deg(centre + (limit if offset > 0.0 else -limit))
+
+
+def clamp_into_bin(azimuth: float, index: int) -> float:
+    """`azimuth` limited to EDGE_INSET_DEG inside view `index`'s bin (for an azimuth made from the bin itself)."""
+    centre = bin_centre(index)
+    offset = (wrap_deg(azimuth) - centre + 180.0) % 360.0 - 180.0
+    limit = VIEW_BIN_DEG / 2.0 - EDGE_INSET_DEG
+    return wrap_deg(centre + max(-limit, min(limit, offset)))
+
+
+def azimuth_from_probs(probs: np.ndarray, index: int) -> float:
+    """Probability-weighted circular mean of the chosen bin's centre and its two neighbours, inside the bin."""
+    n = len(VIEWS)
+    neighbours = [(index - 1) % n, index, (index + 1) % n]
+    rad = np.radians([bin_centre(i) for i in neighbours])
+    weight = probs[neighbours]
+    mean = math.degrees(math.atan2(float(weight @ np.sin(rad)), float(weight @ np.cos(rad))))
+    return clamp_into_bin(mean, index)
+
+
+def classifier_azimuth(probs: np.ndarray, rule_azimuth: float | None) -> tuple[int, float]:
+    """(chosen view index, azimuth in its bin): the rule's azimuth when it has one, else from the probs."""
+    index = int(np.argmax(probs))
+    if rule_azimuth is not None and math.isfinite(rule_azimuth):
+        return index, into_bin(rule_azimuth, index)
+    return index, azimuth_from_probs(probs, index)

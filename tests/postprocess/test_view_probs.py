@@ -1,0 +1,198 @@
+"""The learned view classifier's hook: probabilities on the main car -> view, confidence, azimuth in its bin."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from service.postprocess import (
+    REASON_CAR_TOO_SMALL,
+    REASON_LOW_CONFIDENCE,
+    REASON_TOO_FEW_PARTS,
+    REASON_VIEW_AMBIGUOUS,
+    VIEWS,
+    Detection,
+    PoseConfig,
+    coarse_view_of,
+    estimate_pose,
+    select_main_car,
+    view_of,
+)
+from service.postprocess.geometry import angle_diff_deg
+from tests.postprocess.test_edge_cases import CAR, SIZE, check_invariants, front_parts, wheel
+
+
+def probs_for(view: str, p: float = 0.8) -> tuple[float, ...]:
+    """`p` on `view`, the rest spread evenly."""
+    rest = (1.0 - p) / (len(VIEWS) - 1)
+    return tuple(p if v == view else rest for v in VIEWS)
+
+
+def with_probs(probs: object, car: Detection = CAR) -> Detection:
+    return replace(car, view_probs=probs)  # type: ignore[arg-type]
+
+
+def test_rule_alone_reads_the_front_parts_as_front() -> None:
+    rule = estimate_pose([CAR, *front_parts()], SIZE)
+    assert rule.view == "front" and rule.azimuth_deg is not None
+    assert angle_diff_deg(rule.azimuth_deg, 0.0) < 10.0  # the tests below rely on this starting point
+
+
+def test_argmax_is_the_view_and_its_probability_the_confidence() -> None:
+    pose = estimate_pose([with_probs(probs_for("front", 0.9)), *front_parts()], SIZE)
+    check_invariants(pose)
+    rule = estimate_pose([CAR, *front_parts()], SIZE)
+    assert pose.view == "front" and pose.reason is None
+    assert pose.confidence == pytest.approx(0.9, abs=1e-3)
+    assert pose.azimuth_deg == rule.azimuth_deg  # the rule's azimuth already lies in the bin: kept
+
+
+def test_unnormalised_probabilities_are_normalised() -> None:
+    raw = tuple(2.0 * p for p in probs_for("back", 0.6))
+    pose = estimate_pose([with_probs(raw), *front_parts()], SIZE)
+    assert pose.view == "back"
+    assert pose.confidence == pytest.approx(0.6, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("view", "expected"),
+    [
+        ("front_left", 23.5),  # rule ~0, bin [22.5, 67.5): moved 1 degree inside the near edge
+        ("front_right", 336.5),  # bin [292.5, 337.5): the other way round
+        ("back", 158.5),  # bin [157.5, 202.5): the near edge from ~0 is 157.5 (via the left side)
+    ],
+)
+def test_rule_azimuth_outside_the_bin_moves_just_inside_it(view: str, expected: float) -> None:
+    pose = estimate_pose([with_probs(probs_for(view)), *front_parts()], SIZE)
+    check_invariants(pose)
+    assert pose.view == view
+    assert pose.azimuth_deg == pytest.approx(expected, abs=0.05)
+    assert pose.coarse_view == coarse_view_of(pose.azimuth_deg)
+
+
+def test_rule_azimuth_far_outside_takes_the_nearer_edge() -> None:
+    # Force a rule azimuth on the right of the front (~345) and ask for back: 202.5 is nearer than 157.5.
+    parts = [*front_parts(), Detection("front_right_door", (100.0, 300.0, 300.0, 560.0), 0.9)]
+    rule = estimate_pose([CAR, *parts], SIZE)
+    assert rule.azimuth_deg is not None and 270.0 < rule.azimuth_deg < 360.0, rule
+    pose = estimate_pose([with_probs(probs_for("back")), *parts], SIZE)
+    assert pose.azimuth_deg == pytest.approx(201.5, abs=0.05)
+
+
+def test_without_a_rule_azimuth_the_probabilities_give_one() -> None:
+    # Car alone: the rule says too_few_parts; the classifier only needs the car box.
+    assert estimate_pose([CAR], SIZE).reason == REASON_TOO_FEW_PARTS
+    probs = (0.1, 0.6, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)  # front_left, leaning toward left
+    pose = estimate_pose([with_probs(probs)], SIZE)
+    check_invariants(pose)
+    assert pose.view == "front_left" and pose.reason is None
+    # Circular mean of 0, 45, 90 weighted 0.1, 0.6, 0.3: between 45 and 67.5, inside the bin.
+    weighted = list(zip(probs[:3], (math.radians(a) for a in (0.0, 45.0, 90.0)), strict=True))
+    mean = math.degrees(
+        math.atan2(sum(w * math.sin(r) for w, r in weighted), sum(w * math.cos(r) for w, r in weighted))
+    )
+    assert pose.azimuth_deg == pytest.approx(mean, abs=0.05)
+    assert 45.0 < pose.azimuth_deg < 66.5
+
+
+def test_probability_mean_is_clamped_into_the_bin() -> None:
+    # Equal mass on the chosen view and its right-hand neighbour: the mean sits on the edge -> 1 degree inside.
+    probs = (0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0)
+    pose = estimate_pose([with_probs(probs)], SIZE)
+    assert pose.view == "back" and view_of(pose.azimuth_deg) == "back"
+    assert pose.azimuth_deg == pytest.approx(201.5, abs=0.05)
+
+
+def test_ambiguous_parts_with_probabilities_still_give_a_view() -> None:
+    parts = [
+        Detection("front_bumper", (150.0, 460.0, 850.0, 580.0), 0.9),
+        Detection("back_bumper", (150.0, 460.0, 850.0, 580.0), 0.9),
+    ]
+    assert estimate_pose([CAR, *parts], SIZE).reason == REASON_VIEW_AMBIGUOUS
+    pose = estimate_pose([with_probs(probs_for("left")), *parts], SIZE)
+    check_invariants(pose)
+    assert (pose.view, pose.reason, pose.azimuth_deg) == ("left", None, 90.0)
+
+
+def test_side_view_from_probabilities_uses_side_wheels_for_tilt() -> None:
+    wheels = [wheel(250.0, cy=560.0), wheel(750.0, cy=520.0)]  # right wheel 40 px higher
+    pose = estimate_pose([with_probs(probs_for("left")), *wheels], SIZE)
+    check_invariants(pose)
+    assert pose.coarse_view == "side" and pose.tilt_deg is not None and pose.tilt_deg > 0.0
+    front = estimate_pose([with_probs(probs_for("front")), *wheels], SIZE)
+    assert front.coarse_view == "front" and front.tilt_deg is None  # front on: two wheels are an axle
+
+
+def test_car_too_small_stays_too_small() -> None:
+    tiny = Detection("car", (10.0, 10.0, 40.0, 30.0), 0.9, view_probs=probs_for("left"))
+    pose = estimate_pose([tiny], SIZE)
+    assert pose.reason == REASON_CAR_TOO_SMALL and pose.view is None
+
+
+@pytest.mark.parametrize(
+    "probs",
+    [
+        (0.5,) * 7,  # wrong length
+        (0.5,) * 9,
+        (math.nan, *(0.1,) * 7),
+        (math.inf, *(0.1,) * 7),
+        (-0.1, *(0.3,) * 7),
+        (0.0,) * 8,  # no mass
+        "front_left",
+        (None,) * 8,
+        ((0.1, 0.2),) * 8,
+        {"front": 1.0},
+    ],
+    ids=["7", "9", "nan", "inf", "negative", "zero-sum", "str", "nones", "nested", "dict"],
+)
+def test_invalid_probabilities_are_ignored(probs: object) -> None:
+    rule = estimate_pose([CAR, *front_parts()], SIZE)
+    pose = estimate_pose([with_probs(probs), *front_parts()], SIZE)
+    check_invariants(pose)
+    assert (pose.view, pose.azimuth_deg, pose.confidence, pose.reason) == (
+        rule.view,
+        rule.azimuth_deg,
+        rule.confidence,
+        rule.reason,
+    )
+
+
+def test_floor_withholds_the_view_but_keeps_the_azimuth() -> None:
+    dets = [with_probs(probs_for("front_left", 0.55)), *front_parts()]
+    open_pose = estimate_pose(dets, SIZE, PoseConfig(min_confidence=0.5))
+    assert open_pose.view == "front_left" and open_pose.reason is None
+    floored = estimate_pose(dets, SIZE, PoseConfig(min_confidence=0.6))
+    check_invariants(floored)
+    assert (floored.view, floored.coarse_view, floored.reason) == (None, None, REASON_LOW_CONFIDENCE)
+    assert floored.azimuth_deg == open_pose.azimuth_deg and floored.confidence == open_pose.confidence
+
+
+def test_floor_applies_to_the_rule_too_and_zero_is_off() -> None:
+    rule = estimate_pose([CAR, *front_parts()], SIZE)
+    assert rule.view is not None and 0.0 < rule.confidence < 1.0
+    assert estimate_pose([CAR, *front_parts()], SIZE, PoseConfig(min_confidence=0.0)) == rule
+    floored = estimate_pose([CAR, *front_parts()], SIZE, PoseConfig(min_confidence=rule.confidence + 0.01))
+    assert floored.reason == REASON_LOW_CONFIDENCE and floored.azimuth_deg == rule.azimuth_deg
+
+
+def test_floor_leaves_other_reasons_alone() -> None:
+    pose = estimate_pose([CAR], SIZE, PoseConfig(min_confidence=0.9))
+    assert pose.reason == REASON_TOO_FEW_PARTS
+
+
+def test_select_main_car_is_the_posed_car() -> None:
+    far = Detection("car", (900.0, 0.0, 1000.0, 60.0), 0.99)  # small, in a corner
+    dets = [far, CAR, *front_parts()]
+    chosen = select_main_car(dets, SIZE)
+    assert chosen == CAR == estimate_pose(dets, SIZE).car
+    assert select_main_car([], SIZE) is None
+    assert select_main_car([Detection("car", (0.0, 0.0, 10.0, 10.0), 0.1)], SIZE) is None  # under threshold
+
+
+def test_probabilities_on_another_car_are_not_used() -> None:
+    far = Detection("car", (900.0, 0.0, 1000.0, 60.0), 0.99, view_probs=probs_for("back", 0.99))
+    rule = estimate_pose([CAR, *front_parts()], SIZE)
+    pose = estimate_pose([far, CAR, *front_parts()], SIZE)
+    assert pose.view == rule.view == "front" and pose.confidence == rule.confidence
