@@ -1,0 +1,189 @@
+"""Hostile and impatient clients against a real uvicorn on 127.0.0.1: stalled bodies, lying Content-Length,
+abandoned uploads, and clients that leave while queued (their requests never reach the model)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.service.images import jpeg_bytes
+from tests.support.uvicorn_server import Server, uvicorn_server
+
+BODY_TIMEOUT_S = 1.5
+BOUNDARY = "carposeboundary"
+
+
+def metric(server: Server, name: str, **labels: str) -> float:  # summed over the other labels
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def multipart(data: bytes) -> bytes:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="car.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def request_head(server: Server, content_length: int) -> bytes:
+    port = server.url.rsplit(":", 1)[1]
+    return (
+        f"POST /pose HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {content_length}\r\n\r\n"
+    ).encode()
+
+
+def connect(server: Server) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=30)
+
+
+def read_until_closed(sock: socket.socket, timeout_s: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    started = time.perf_counter()
+    sock.settimeout(timeout_s)
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks), time.perf_counter() - started
+        chunks.append(chunk)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        "POSE_MODEL_DIR": str(tiny_model_dir),
+        "POSE_DEVICE": "cpu",
+        "POSE_TORCH_THREADS": "1",
+        "POSE_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+    }
+    with uvicorn_server(env, tmp_path_factory.mktemp("uvicorn") / "uvicorn.log") as running:
+        yield running
+
+
+def test_a_stalled_body_gets_408_and_the_connection_is_closed(server: Server) -> None:
+    body = multipart(jpeg_bytes())
+    with connect(server) as sock:
+        sock.sendall(request_head(server, len(body)) + body[: len(body) // 2])  # then nothing
+        response, elapsed = read_until_closed(sock, BODY_TIMEOUT_S + 10)
+    assert response.startswith(b"HTTP/1.1 408"), response[:200]
+    assert b'"request_timeout"' in response
+    assert elapsed < BODY_TIMEOUT_S + 5  # answered and closed within the timeout + 5 s
+
+
+def test_a_lying_content_length_gets_an_answer(server: Server) -> None:
+    body = multipart(jpeg_bytes())
+    with connect(server) as sock:
+        sock.sendall(request_head(server, len(body) + 5000) + body)  # the whole body, but 5000 bytes fewer
+        response, elapsed = read_until_closed(sock, BODY_TIMEOUT_S + 10)
+    assert response.startswith(b"HTTP/1.1 408"), response[:200]
+    assert elapsed < BODY_TIMEOUT_S + 5
+
+
+def test_a_slow_trickle_is_cut_off_at_the_timeout(server: Server) -> None:
+    body = multipart(jpeg_bytes())
+    with connect(server) as sock:
+        sock.sendall(request_head(server, len(body)))
+        started = time.perf_counter()
+        answered = b""
+        sock.settimeout(0.25)
+        for i in range(len(body)):  # one byte every 0.25 s would take hours
+            try:
+                sock.sendall(body[i : i + 1])
+                answered = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if answered:
+                break
+        elapsed = time.perf_counter() - started
+    assert answered.startswith(b"HTTP/1.1 408"), answered[:200]
+    assert elapsed < BODY_TIMEOUT_S + 5
+
+
+def test_an_abandoned_upload_is_counted_as_a_disconnect_not_an_error(server: Server) -> None:
+    before_gone = metric(server, "carpose_client_disconnects_total", stage="upload")
+    before_errors = metric(server, "carpose_errors_total")
+    body = multipart(jpeg_bytes())
+    with connect(server) as sock:
+        sock.sendall(request_head(server, len(body)) + body[:100])
+    deadline = time.perf_counter() + 10
+    while metric(server, "carpose_client_disconnects_total", stage="upload") == before_gone:
+        assert time.perf_counter() < deadline, "the disconnect was never counted"
+        time.sleep(0.05)
+    assert metric(server, "carpose_client_disconnects_total", stage="upload") == before_gone + 1
+    assert metric(server, "carpose_errors_total") == before_errors
+
+
+def test_still_serving_after_the_hostile_clients(server: Server) -> None:
+    response = httpx.post(f"{server.url}/pose", files={"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}, timeout=60)
+    assert response.status_code == 200, response.text
+
+
+# Cancellation needs a model slow enough to queue behind: the default model (about 0.5 s a call on one thread).
+
+
+@pytest.fixture(scope="module")
+def default_server(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        "POSE_MODEL_DIR": str(default_model_dir),
+        "POSE_DEVICE": "cpu",
+        "POSE_TORCH_THREADS": "1",
+        "POSE_INFERENCE_WORKERS": "1",
+        "POSE_MAX_QUEUE": "8",
+    }
+    with uvicorn_server(env, tmp_path_factory.mktemp("uvicorn") / "uvicorn.log") as running:
+        yield running
+
+
+def test_requests_abandoned_while_queued_never_reach_the_model(default_server: Server) -> None:
+    server = default_server
+    inference_calls = {"name": "carpose_stage_duration_seconds_count", "stage": "inference"}
+    calls_before = metric(server, **inference_calls)
+    gone_before = metric(server, "carpose_client_disconnects_total")
+    data = jpeg_bytes(640, 480)
+    statuses: list[int] = []
+
+    def keep_the_model_busy() -> None:
+        response = httpx.post(f"{server.url}/pose", files={"image": ("a.jpg", data, "image/jpeg")}, timeout=120)
+        statuses.append(response.status_code)
+
+    # Three requests that stay: one runs, two queue ahead of the ones that will leave (the queue is FIFO).
+    busy = [threading.Thread(target=keep_the_model_busy) for _ in range(3)]
+    for thread in busy:
+        thread.start()
+    time.sleep(0.3)
+    body = multipart(data)
+    leavers = [connect(server) for _ in range(6)]
+    for sock in leavers:
+        sock.sendall(request_head(server, len(body)) + body)
+    deadline = time.perf_counter() + 30
+    while metric(server, "carpose_queue_depth", backend="detectron2") < 8:  # 2 staying + 6 leaving, all waiting
+        assert time.perf_counter() < deadline, "the requests never queued"
+        time.sleep(0.02)
+    for sock in leavers:
+        sock.close()
+    for thread in busy:
+        thread.join(120)
+    assert statuses == [200, 200, 200]
+    deadline = time.perf_counter() + 10
+    while metric(server, "carpose_client_disconnects_total") < gone_before + 6:
+        assert time.perf_counter() < deadline, "the disconnects were never counted"
+        time.sleep(0.05)
+    assert metric(server, **inference_calls) == calls_before + 3  # only the requests that stayed ran
+    assert metric(server, "carpose_client_disconnects_total", stage="queued") >= 1
