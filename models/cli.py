@@ -5,6 +5,7 @@ carpose eval    [--model-dir DIR] [--dataset DIR] [--split test] [--write]
 carpose predict [--model-dir DIR] IMAGE_OR_DIR ...     (one JSON line per image, the JSON of POST /pose)
 carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error on photos of known yaw)
 carpose report  [--model-dir DIR]
+carpose serve   [--sagemaker] [--host HOST] [--port PORT]   (the HTTP service; --sagemaker: /ping, /invocations)
 """
 
 from __future__ import annotations
@@ -187,6 +188,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from service.routers.sagemaker import find_model_dir
+
+    if args.sagemaker:
+        # Read by service.settings when uvicorn imports service.main below.
+        os.environ["POSE_SAGEMAKER"] = "true"
+        model_dir = find_model_dir(Path(args.model_root))
+        if model_dir is not None:
+            os.environ["POSE_MODEL_DIR"] = str(model_dir)
+        print(f"SageMaker contract on; model directory: {os.environ.get('POSE_MODEL_DIR', 'the default')}")
+    # SageMaker sets SAGEMAKER_BIND_TO_PORT for the containers of a serial inference pipeline.
+    default_port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")) if args.sagemaker else 8000
+    host = args.host or ("0.0.0.0" if args.sagemaker else "127.0.0.1")
+    # The same drain time as the images' CMD (docker/Dockerfile): in-flight requests finish after SIGTERM.
+    uvicorn.run("service.main:app", host=host, port=args.port or default_port, timeout_graceful_shutdown=20)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carpose", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="rewrite report.md and its plots from model.json")
     rp.add_argument("--model-dir")
     rp.set_defaults(func=cmd_report)
+
+    sv = sub.add_parser("serve", help="run the HTTP service (the images' `serve` entrypoint: --sagemaker)")
+    sv.add_argument("--sagemaker", action="store_true", help="add GET /ping and POST /invocations; port 8080")
+    sv.add_argument("--host", help="bind address (default 127.0.0.1; 0.0.0.0 with --sagemaker)")
+    sv.add_argument("--port", type=int, help="default 8000; 8080 (or SAGEMAKER_BIND_TO_PORT) with --sagemaker")
+    sv.add_argument(
+        "--model-root", default="/opt/ml/model", help="with --sagemaker: serve the model unpacked here, if any"
+    )
+    sv.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
         default_factory=dict, description="JSON object: Custom Labels name -> carpose part name"
     )
 
+    sagemaker: bool = Field(False, description="Also serve the SageMaker contract: GET /ping, POST /invocations")
+
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
 
 

@@ -36,6 +36,7 @@ ENV_VALUES: dict[str, tuple[str, object]] = {
         "arn:aws:rekognition:eu-west-1:123456789012:project/cars/version/v1/1",
     ),
     "rekognition_label_map": ('{"FrontBumper": "front_bumper"}', {"FrontBumper": "front_bumper"}),
+    "sagemaker": ("true", True),
     "log_level": ("debug", "debug"),
 }
 
