@@ -67,7 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The middleware added last runs outermost. From the outside in: headers and metrics see every answer;
     # admission refuses before anything reads the body; the body limit acts before the multipart parser.
     app.add_middleware(BodySizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
-    app.add_middleware(AdmissionMiddleware, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(
+        AdmissionMiddleware, body_timeout_s=settings.body_timeout_s, refusal_delay_s=settings.refusal_delay_s
+    )
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     decode_workers: int = Field(2, ge=1, description="Concurrent image decodes (each up to max_image_pixels x 3 B)")
     max_decoded_images: int = Field(4, ge=1, description="Decoded images alive at once, at the model's input size")
     body_timeout_s: float = Field(30.0, gt=0, description="Time allowed for a pose request's body; 408 after it")
+    refusal_delay_s: float = Field(
+        1.0, ge=0, description="An `overloaded` 503 is held this long: clients that retry at once cannot spin"
+    )
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
     warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
 

@@ -25,7 +25,9 @@ def pose_scope(app_state: Any, path: str = "/pose") -> dict[str, Any]:
     }
 
 
-def run_admission(gate: InferenceGate, model_status: str = "ok") -> tuple[list[dict], dict[str, Any]]:
+def run_admission(
+    gate: InferenceGate, model_status: str = "ok", refusal_delay_s: float = 0.0
+) -> tuple[list[dict], dict[str, Any]]:
     """One request through AdmissionMiddleware; returns what it sent and what the inner app and receive saw."""
     seen = {"app_called": False, "receive_calls": 0}
     sent: list[dict] = []
@@ -42,7 +44,7 @@ def run_admission(gate: InferenceGate, model_status: str = "ok") -> tuple[list[d
 
     model = SimpleNamespace(status=model_status, backend=object() if model_status == "ok" else None, error="boom")
     state = SimpleNamespace(gate=gate, model=model)
-    middleware = AdmissionMiddleware(app, body_timeout_s=5.0)
+    middleware = AdmissionMiddleware(app, body_timeout_s=5.0, refusal_delay_s=refusal_delay_s)
     asyncio.run(middleware(pose_scope(state), receive, send))
     return sent, seen
 
@@ -59,6 +61,18 @@ def test_a_full_gate_refuses_without_reading_the_body() -> None:
         assert int(headers[b"retry-after"]) >= 1
         assert seen == {"app_called": False, "receive_calls": 0}  # no body read, no parse, no decode
         assert gate.admitted == 2  # a refusal takes no place
+    finally:
+        gate.shutdown()
+
+
+def test_an_overloaded_refusal_is_held_for_the_refusal_delay() -> None:
+    gate = InferenceGate(workers=1, max_queue=0)
+    try:
+        gate.admit()
+        started = time.perf_counter()
+        sent, seen = run_admission(gate, refusal_delay_s=0.4)
+        assert time.perf_counter() - started >= 0.4  # a client that resends at once cannot spin faster than this
+        assert sent[0]["status"] == 503 and seen["receive_calls"] == 0
     finally:
         gate.shutdown()
 

@@ -22,6 +22,7 @@ ENV_VALUES: dict[str, tuple[str, object]] = {
     "decode_workers": ("3", 3),
     "max_decoded_images": ("6", 6),
     "body_timeout_s": ("12.5", 12.5),
+    "refusal_delay_s": ("0.25", 0.25),
     "torch_threads": ("4", 4),
     "warmup": ("false", False),
     "rekognition_enabled": ("true", True),
@@ -78,6 +79,7 @@ def test_every_field_is_read_from_its_pose_variable(clean_env: pytest.MonkeyPatc
         ("POSE_DECODE_WORKERS", "0"),
         ("POSE_MAX_DECODED_IMAGES", "0"),
         ("POSE_BODY_TIMEOUT_S", "0"),
+        ("POSE_REFUSAL_DELAY_S", "-1"),
         ("POSE_REKOGNITION_LABEL_MAP", "not json"),
     ],
 )
