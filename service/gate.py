@@ -1,9 +1,10 @@
 """Bounded admission to a backend, and bounded decoding: the service's whole memory and CPU budget per request.
 
-A request is admitted (or refused) by the ASGI admission middleware *before* its body is read, so a refusal costs
-no multipart parse and no decode. Once admitted it holds its place until it has answered: at most
-`workers + max_queue` requests are ever uploading, decoding or waiting for one backend, and the rest learn so at
-once, with a Retry-After computed from the observed service time and the backlog.
+The ASGI admission middleware checks a request against its gate *before* its body is read, so a refusal costs
+no multipart parse and no decode, and takes a place once the body is complete. The place is held until the
+request has answered: at most `workers + max_queue` requests with a whole body are ever decoding, waiting or
+running on one backend, and the rest learn so at once, with a Retry-After computed from the observed service
+time and the backlog.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class InferenceGate:
         self.workers = workers
         self.max_queue = max_queue
         self._slots = asyncio.Semaphore(workers)
-        self._admitted = 0  # holding a place: uploading, decoding, waiting for a slot or running
+        self._admitted = 0  # holding a place: body received; decoding, waiting for a slot or running
         self._running: dict[int, float] = {}  # id of a call in progress -> its start (monotonic seconds)
         self._next_id = 0
         self.draining = False  # set on shutdown: new requests are refused, admitted ones finish
@@ -61,6 +62,12 @@ class InferenceGate:
 
     def admit(self) -> None:
         """Take a place or raise 503 at once; every successful `admit()` is paired with one `release()`."""
+        self.check()
+        self._admitted += 1
+        QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
+
+    def check(self) -> None:
+        """Raise the 503 that `admit()` would raise now, without taking a place."""
         if self.draining:
             raise ApiError(503, "shutting_down", "the service is shutting down; retry on another instance")
         if self._admitted >= self.capacity:
@@ -70,8 +77,6 @@ class InferenceGate:
                 f"{self._admitted} requests are already admitted for {self.workers} worker(s); retry later",
                 headers={"Retry-After": str(self.retry_after_s())},
             )
-        self._admitted += 1
-        QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
 
     def release(self) -> None:
         self._admitted -= 1

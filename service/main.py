@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .backends.rekognition import REKOGNITION_WORKERS, RekognitionBackend
+from .drain import install_drain_on_sigterm
 from .errors import ERROR_CODES, install_error_handlers
 from .gate import DecodeLimiter, InferenceGate
 from .middleware import (
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.decoder = DecodeLimiter(settings.decode_workers, settings.max_decoded_images)
         app.state.rekognition = RekognitionBackend(settings) if settings.rekognition_enabled else None
         app.state.model.start()
+        install_drain_on_sigterm([app.state.gate, app.state.rekognition_gate], settings.drain_timeout_s)
         yield
         app.state.gate.shutdown()
         app.state.rekognition_gate.shutdown()
@@ -68,7 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # admission refuses before anything reads the body; the body limit acts before the multipart parser.
     app.add_middleware(BodySizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(
-        AdmissionMiddleware, body_timeout_s=settings.body_timeout_s, refusal_delay_s=settings.refusal_delay_s
+        AdmissionMiddleware,
+        body_timeout_s=settings.body_timeout_s,
+        refusal_delay_s=settings.refusal_delay_s,
+        max_uploads=settings.max_uploads,
     )
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

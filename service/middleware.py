@@ -143,9 +143,12 @@ class AdmissionMiddleware:
     """Admit a pose request before its body is read; bound the body's time; notice clients that leave.
 
     - Refusals (model loading or failed, shutting down, overloaded) are answered from the request line alone:
-      no body read, no multipart parse, no decode; `overloaded` ones after `refusal_delay_s`. The place taken
-      by an admitted request is released when it has answered, so at most workers + queue requests hold a body
-      or an image.
+      no body read, no multipart parse, no decode; `overloaded` ones after `refusal_delay_s`.
+    - Two stages, so that slow uploads cannot starve the model's queue: at most `max_uploads` bodies arrive at
+      once (each spooled to disk past 1 MB by the multipart parser), and a request takes its place in the
+      backend's gate only once its body is complete. The place is released when it has answered, so at most
+      workers + queue requests hold a whole body or an image. A body that completes while the gate has filled
+      meanwhile gets the same 503 (read, but never decoded).
     - The whole body must arrive within `body_timeout_s`: after it, 408 `request_timeout` and the connection is
       closed (a stalled or lying-Content-Length upload gets an answer, not a hang).
     - A client that disconnects is seen at once: during the upload (counted as `client_disconnected`, not as an
@@ -153,10 +156,26 @@ class AdmissionMiddleware:
       while queued, so a request nobody waits for never reaches the model.
     """
 
-    def __init__(self, app: ASGIApp, body_timeout_s: float, refusal_delay_s: float = 0.0) -> None:
+    def __init__(
+        self, app: ASGIApp, body_timeout_s: float, refusal_delay_s: float = 0.0, max_uploads: int = 64
+    ) -> None:
         self.app = app
         self.body_timeout_s = body_timeout_s
         self.refusal_delay_s = refusal_delay_s
+        self.max_uploads = max_uploads
+        self.uploading = 0
+
+    def _check(self, scope: Scope, app_state: Any, gate: InferenceGate) -> None:
+        if scope["path"] == "/pose":
+            require_model(app_state.model)
+        gate.check()
+        if self.uploading >= self.max_uploads:
+            raise ApiError(
+                503,
+                "overloaded",
+                f"{self.uploading} uploads are already in progress; retry later",
+                headers={"Retry-After": str(gate.retry_after_s())},
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gate_attr = POSE_GATES.get(scope["path"]) if scope["type"] == "http" else None
@@ -166,9 +185,7 @@ class AdmissionMiddleware:
         app_state = scope["app"].state
         gate: InferenceGate = getattr(app_state, gate_attr)
         try:
-            if scope["path"] == "/pose":
-                require_model(app_state.model)
-            gate.admit()
+            self._check(scope, app_state, gate)
         except ApiError as exc:
             ERRORS.labels(code=exc.code, route=scope["path"]).inc()
             if exc.code == "overloaded":
@@ -177,70 +194,105 @@ class AdmissionMiddleware:
                 await asyncio.sleep(self.refusal_delay_s)
             await send_error(send, exc.status, exc.code, exc.message, exc.headers)
             return
-        try:
-            await self._admitted(scope, receive, send)
-        finally:
-            gate.release()
+        await _AdmittedRequest(self, gate, scope, receive, send).run()
 
-    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state: dict[str, Any] = scope.setdefault("state", {})
+
+class _AdmittedRequest:
+    """One pose request past the first admission check: its upload, its gate place, its client's presence."""
+
+    def __init__(self, owner: AdmissionMiddleware, gate: InferenceGate, scope: Scope, receive: Receive, send: Send):
+        self.owner = owner
+        self.gate = gate
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.state: dict[str, Any] = scope.setdefault("state", {})
+        self.gone = asyncio.Event()
+        self.state["client_gone"] = self.gone
+        self.uploading = False
+        self.admitted = False
+        self.body_done = False
+        self.refusal: ApiError | None = None
+        self.response_started = False
+        self.watcher: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout_s
-        gone = asyncio.Event()
-        state["client_gone"] = gone
-        body_done = False
-        response_started = False
-        watcher: asyncio.Future[None] | None = None
+        self.deadline = loop.time() + owner.body_timeout_s
 
-        async def watch() -> None:
-            # After the body, the server's receive() returns only when the client disconnects (or we answered).
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not response_started:
-                gone.set()
+    def _end_upload(self) -> None:
+        if self.uploading:
+            self.uploading = False
+            self.owner.uploading -= 1
 
-        async def admitted_receive() -> Message:
-            nonlocal body_done, watcher
-            if body_done:
-                await gone.wait()
-                return {"type": "http.disconnect"}
-            try:
-                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                state["body_error"] = "request_timeout"
-                raise BodyTimeout from None
-            if message["type"] == "http.disconnect":
-                state["body_error"] = CLIENT_DISCONNECTED
-                state.setdefault("gone_stage", "upload")
-                gone.set()
-            elif not message.get("more_body", False):
-                body_done = True
-                watcher = asyncio.ensure_future(watch())
-            return message
+    async def _watch(self) -> None:
+        # After the body, the server's receive() returns only when the client disconnects (or we answered).
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+        if not self.response_started:
+            self.gone.set()
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal response_started
-            if not response_started and (state.get("body_error") or gone.is_set()):
-                return  # replaced by our own answer below, or nobody left to read it
-            response_started = True
-            await send(message)
-
+    async def receive_body(self) -> Message:
+        if self.body_done:
+            await self.gone.wait()
+            return {"type": "http.disconnect"}
+        remaining = max(0.0, self.deadline - asyncio.get_running_loop().time())
         try:
-            await self.app(scope, admitted_receive, guarded_send)
+            message = await asyncio.wait_for(self.receive(), timeout=remaining)
+        except asyncio.TimeoutError:
+            self.state["body_error"] = "request_timeout"
+            raise BodyTimeout from None
+        if message["type"] == "http.disconnect":
+            self.state["body_error"] = CLIENT_DISCONNECTED
+            self.state.setdefault("gone_stage", "upload")
+            self.gone.set()
+        elif not message.get("more_body", False):
+            self.body_done = True
+            self._end_upload()
+            try:
+                self.gate.admit()  # the second stage: a place for a whole body, and later its image
+            except ApiError as exc:
+                self.refusal = exc
+                self.state["body_error"] = exc.code
+                raise
+            self.admitted = True
+            self.watcher = asyncio.ensure_future(self._watch())
+        return message
+
+    async def send_response(self, message: Message) -> None:
+        if not self.response_started and (self.state.get("body_error") or self.gone.is_set()):
+            return  # replaced by our own answer below, or nobody left to read it
+        self.response_started = True
+        await self.send(message)
+
+    async def run(self) -> None:
+        self.uploading = True
+        self.owner.uploading += 1
+        try:
+            await self.owner.app(self.scope, self.receive_body, self.send_response)
         except Exception:
-            if not state.get("body_error") and not gone.is_set():
+            if not self.state.get("body_error") and not self.gone.is_set():
                 raise
         finally:
-            if watcher is not None:
-                watcher.cancel()
-        if response_started:
+            self._end_upload()
+            if self.watcher is not None:
+                self.watcher.cancel()
+            if self.admitted:
+                self.gate.release()
+        await self._answer_body_error()
+
+    async def _answer_body_error(self) -> None:
+        if self.response_started:
             return
-        if state.get("body_error") == "request_timeout":
-            ERRORS.labels(code="request_timeout", route=scope["path"]).inc()
-            message = f"the request body did not arrive within {self.body_timeout_s:g} s"
-            await send_error(send, 408, "request_timeout", message, {"Connection": "close"})
-        elif gone.is_set():
-            CLIENT_DISCONNECTS.labels(route=scope["path"], stage=state.get("gone_stage", "processing")).inc()
+        path = self.scope["path"]
+        if self.refusal is not None:
+            ERRORS.labels(code=self.refusal.code, route=path).inc()
+            refusal = self.refusal
+            await send_error(self.send, refusal.status, refusal.code, refusal.message, refusal.headers)
+        elif self.state.get("body_error") == "request_timeout":
+            ERRORS.labels(code="request_timeout", route=path).inc()
+            message = f"the request body did not arrive within {self.owner.body_timeout_s:g} s"
+            await send_error(self.send, 408, "request_timeout", message, {"Connection": "close"})
+        elif self.gone.is_set():
+            CLIENT_DISCONNECTS.labels(route=path, stage=self.state.get("gone_stage", "processing")).inc()
 
 
 class SecurityHeadersMiddleware:

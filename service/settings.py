@@ -25,12 +25,16 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10_000_000, gt=0, description="Upload size limit; 413 above")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Decoded pixel limit; 413 above")
     max_queue: int = Field(
-        8, ge=0, description="Requests admitted beyond the running ones (uploading, decoding, waiting) before 503"
+        8, ge=0, description="Requests with a whole body admitted beyond the running ones (decoding, waiting)"
     )
     inference_workers: int = Field(1, ge=1, description="Concurrent model calls")
     decode_workers: int = Field(2, ge=1, description="Concurrent image decodes (each up to max_image_pixels x 3 B)")
     max_decoded_images: int = Field(4, ge=1, description="Decoded images alive at once, at the model's input size")
+    max_uploads: int = Field(64, ge=1, description="Pose request bodies being received at once before 503")
     body_timeout_s: float = Field(30.0, gt=0, description="Time allowed for a pose request's body; 408 after it")
+    drain_timeout_s: float = Field(
+        20.0, ge=0, description="On SIGTERM: refuse new requests, wait this long at most for admitted ones, stop"
+    )
     refusal_delay_s: float = Field(
         1.0, ge=0, description="An `overloaded` 503 is held this long: clients that retry at once cannot spin"
     )

@@ -187,3 +187,68 @@ def test_a_queued_request_whose_client_left_never_gets_the_slot() -> None:
             gate.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_too_many_uploads_at_once_are_refused_before_the_body() -> None:
+    gate = InferenceGate(workers=1, max_queue=4)
+    sent: list[dict] = []
+    receive_calls = 0
+
+    async def app(scope, receive, send) -> None:  # pragma: no cover - must not run
+        raise AssertionError("refused requests never reach the app")
+
+    async def receive() -> dict:
+        nonlocal receive_calls
+        receive_calls += 1
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    try:
+        middleware = AdmissionMiddleware(app, body_timeout_s=5.0, max_uploads=2)
+        middleware.uploading = 2  # two slow uploads in progress
+        state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="ok", backend=object(), error=None))
+        asyncio.run(middleware(pose_scope(state), receive, send))
+        assert sent[0]["status"] == 503 and b'"overloaded"' in sent[1]["body"]
+        assert receive_calls == 0 and gate.admitted == 0
+    finally:
+        gate.shutdown()
+
+
+def test_a_body_that_completes_when_the_gate_is_full_gets_503_without_a_decode() -> None:
+    gate = InferenceGate(workers=1, max_queue=0)
+    sent: list[dict] = []
+    decoded = False
+
+    async def app(scope, receive, send) -> None:
+        nonlocal decoded
+        try:
+            while (await receive()).get("more_body"):
+                pass
+        except ApiError:
+            # What FastAPI does with an exception from receive(): a 400, which the middleware replaces.
+            await send({"type": "http.response.start", "status": 400, "headers": []})
+            await send({"type": "http.response.body", "body": b"parse error"})
+            return
+        decoded = True
+
+    chunks = [{"type": "http.request", "body": b"a", "more_body": True}, {"type": "http.request", "body": b"b"}]
+
+    async def receive() -> dict:
+        if len(chunks) == 1:
+            gate.admit()  # another request completed its upload first and took the last place
+        return chunks.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    try:
+        middleware = AdmissionMiddleware(app, body_timeout_s=5.0)
+        state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="ok", backend=object(), error=None))
+        asyncio.run(middleware(pose_scope(state), receive, send))
+        assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [503]
+        assert b'"overloaded"' in sent[-1]["body"] and not decoded
+        assert gate.admitted == 1 and middleware.uploading == 0  # only the other request's place
+    finally:
+        gate.shutdown()

@@ -130,6 +130,21 @@ def test_an_abandoned_upload_is_counted_as_a_disconnect_not_an_error(server: Ser
     assert metric(server, "carpose_errors_total") == before_errors
 
 
+def test_stalled_uploads_do_not_take_the_models_places(server: Server) -> None:
+    """More stalled uploads than the gate has places: a complete request is still served at once."""
+    body = multipart(jpeg_bytes())
+    stalled = [connect(server) for _ in range(12)]  # the gate has 1 worker + 8 queue places
+    try:
+        for sock in stalled:
+            sock.sendall(request_head(server, len(body)) + body[:200])
+        time.sleep(0.2)
+        response = httpx.post(f"{server.url}/pose", files={"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}, timeout=30)
+        assert response.status_code == 200, response.text
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 def test_still_serving_after_the_hostile_clients(server: Server) -> None:
     response = httpx.post(f"{server.url}/pose", files={"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}, timeout=60)
     assert response.status_code == 200, response.text
