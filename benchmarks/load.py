@@ -244,7 +244,10 @@ async def one_shot(port: int, raw: bytes, clients: int, name: str) -> Result:
 
 
 async def slow_bodies(port: int, raw: bytes, connections: int) -> Result:
-    """Half the connections stall after half the body; the other half send it all but declare 5000 bytes more."""
+    """Half the connections stall after half the body; the other half send it all but declare 5000 bytes more.
+
+    Meanwhile one ordinary closed-loop client runs: its 200s show whether the stalled uploads starve the model.
+    """
     result = Result("slow_bodies", 0.0)
     started = time.perf_counter()
     close_times: list[float] = []
@@ -272,8 +275,14 @@ async def slow_bodies(port: int, raw: bytes, connections: int) -> Result:
         finally:
             writer.close()
 
-    await asyncio.gather(*(stall(i) for i in range(connections)))
+    # A well-behaved client alongside: stalled uploads must not keep it from the model.
+    stalls = asyncio.gather(*(stall(i) for i in range(connections)))
+    await asyncio.sleep(0.5)
+    legit = await closed_loop(port, raw, 1, BODY_TIMEOUT_S - 1.0, False)
+    await stalls
     result.seconds = time.perf_counter() - started
+    result.notes["meanwhile_1_client"] = f"{legit.statuses[200]} x 200, p50 {legit.percentile(50):.2f} s"
+    result.notes["meanwhile_statuses"] = dict(legit.statuses)
     result.notes["closed_within_s"] = round(max(close_times), 2) if close_times else None
     result.notes["body_timeout_s"] = BODY_TIMEOUT_S
     return result

@@ -131,6 +131,10 @@ async def send_error(send: Send, status: int, code: str, message: str, headers: 
     await send({"type": "http.response.body", "body": body})
 
 
+# An upload that has received nothing for this long gives its place to a new request when all are taken: a few
+# hundred stalled connections (slowloris) must not lock everyone out until their body timeout.
+STALLED_UPLOAD_S = 2.0
+
 # POST routes that carry an image, and the app.state attribute of the gate that admits them.
 POSE_GATES = {"/pose": "gate", "/pose/rekognition": "rekognition_gate"}
 
@@ -163,13 +167,29 @@ class AdmissionMiddleware:
         self.body_timeout_s = body_timeout_s
         self.refusal_delay_s = refusal_delay_s
         self.max_uploads = max_uploads
-        self.uploading = 0
+        self.uploads: list[_AdmittedRequest] = []  # bodies being received, oldest first
+
+    @property
+    def uploading(self) -> int:
+        return len(self.uploads)
+
+    def _evict_a_stalled_upload(self) -> bool:
+        """Make room: end the upload that has received nothing for longest, if that is over STALLED_UPLOAD_S."""
+        now = asyncio.get_running_loop().time()
+        idle = [u for u in self.uploads if not u.evicted.is_set() and now - u.last_activity >= STALLED_UPLOAD_S]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda u: u.last_activity)
+        victim.evicted.set()  # it answers 408 and gives its place back
+        self.uploads.remove(victim)
+        victim.uploading = False
+        return True
 
     def _check(self, scope: Scope, app_state: Any, gate: InferenceGate) -> None:
         if scope["path"] == "/pose":
             require_model(app_state.model)
         gate.check()
-        if self.uploading >= self.max_uploads:
+        if self.uploading >= self.max_uploads and not self._evict_a_stalled_upload():
             raise ApiError(
                 503,
                 "overloaded",
@@ -217,11 +237,13 @@ class _AdmittedRequest:
         self.watcher: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
         self.deadline = loop.time() + owner.body_timeout_s
+        self.last_activity = loop.time()
+        self.evicted = asyncio.Event()  # set to end a stalled upload early when others need its place
 
     def _end_upload(self) -> None:
         if self.uploading:
             self.uploading = False
-            self.owner.uploading -= 1
+            self.owner.uploads.remove(self)
 
     async def _watch(self) -> None:
         # After the body, the server's receive() returns only when the client disconnects (or we answered).
@@ -234,12 +256,22 @@ class _AdmittedRequest:
         if self.body_done:
             await self.gone.wait()
             return {"type": "http.disconnect"}
-        remaining = max(0.0, self.deadline - asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        receiving = asyncio.ensure_future(self.receive())
+        evicted = asyncio.ensure_future(self.evicted.wait())
         try:
-            message = await asyncio.wait_for(self.receive(), timeout=remaining)
-        except asyncio.TimeoutError:
+            await asyncio.wait(
+                {receiving, evicted}, timeout=max(0.0, self.deadline - loop.time()), return_when="FIRST_COMPLETED"
+            )
+        finally:
+            evicted.cancel()
+            if not receiving.done():
+                receiving.cancel()
+        if receiving.cancelled() or not receiving.done():
             self.state["body_error"] = "request_timeout"
-            raise BodyTimeout from None
+            raise BodyTimeout
+        message = receiving.result()
+        self.last_activity = loop.time()
         if message["type"] == "http.disconnect":
             self.state["body_error"] = CLIENT_DISCONNECTED
             self.state.setdefault("gone_stage", "upload")
@@ -265,7 +297,7 @@ class _AdmittedRequest:
 
     async def run(self) -> None:
         self.uploading = True
-        self.owner.uploading += 1
+        self.owner.uploads.append(self)
         try:
             await self.owner.app(self.scope, self.receive_body, self.send_response)
         except Exception:
@@ -289,7 +321,11 @@ class _AdmittedRequest:
             await send_error(self.send, refusal.status, refusal.code, refusal.message, refusal.headers)
         elif self.state.get("body_error") == "request_timeout":
             ERRORS.labels(code="request_timeout", route=path).inc()
-            message = f"the request body did not arrive within {self.owner.body_timeout_s:g} s"
+            message = (
+                f"the upload stalled for over {STALLED_UPLOAD_S:g} s while other requests waited"
+                if self.evicted.is_set()
+                else f"the request body did not arrive within {self.owner.body_timeout_s:g} s"
+            )
             await send_error(self.send, 408, "request_timeout", message, {"Connection": "close"})
         elif self.gone.is_set():
             CLIENT_DISCONNECTS.labels(route=path, stage=self.state.get("gone_stage", "processing")).inc()

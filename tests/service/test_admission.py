@@ -207,7 +207,8 @@ def test_too_many_uploads_at_once_are_refused_before_the_body() -> None:
 
     try:
         middleware = AdmissionMiddleware(app, body_timeout_s=5.0, max_uploads=2)
-        middleware.uploading = 2  # two slow uploads in progress
+        # Two uploads in progress that are receiving data: not stalled, so neither gives way.
+        middleware.uploads = [SimpleNamespace(evicted=asyncio.Event(), last_activity=float("inf")) for _ in "ab"]
         state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="ok", backend=object(), error=None))
         asyncio.run(middleware(pose_scope(state), receive, send))
         assert sent[0]["status"] == 503 and b'"overloaded"' in sent[1]["body"]
@@ -250,5 +251,33 @@ def test_a_body_that_completes_when_the_gate_is_full_gets_503_without_a_decode()
         assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [503]
         assert b'"overloaded"' in sent[-1]["body"] and not decoded
         assert gate.admitted == 1 and middleware.uploading == 0  # only the other request's place
+    finally:
+        gate.shutdown()
+
+
+def test_a_stalled_upload_gives_its_place_to_a_new_request() -> None:
+    gate = InferenceGate(workers=1, max_queue=4)
+    served = []
+
+    async def app(scope, receive, send) -> None:
+        await receive()
+        served.append(scope["path"])
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        raise AssertionError("nothing to send: the inner app answers nothing here")
+
+    try:
+        middleware = AdmissionMiddleware(app, body_timeout_s=30.0, max_uploads=2)
+        stalled = SimpleNamespace(evicted=asyncio.Event(), last_activity=float("-inf"), uploading=True)
+        busy = SimpleNamespace(evicted=asyncio.Event(), last_activity=float("inf"), uploading=True)
+        middleware.uploads = [busy, stalled]
+        state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="ok", backend=object(), error=None))
+        asyncio.run(middleware(pose_scope(state), receive, send))
+        assert served == ["/pose"]
+        assert stalled.evicted.is_set() and not busy.evicted.is_set()  # the one that received nothing gave way
+        assert middleware.uploads == [busy]
     finally:
         gate.shutdown()
