@@ -54,6 +54,7 @@ def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_th
                 "view": pose.view,
                 "view_ok": pose.view in acceptable_views(truth),
                 "reason": pose.reason,
+                "cars_detected": pose.cars_detected,
             }
         )
     errors = np.array([r["error"] for r in rows if r["error"] is not None], dtype=float)
@@ -67,5 +68,7 @@ def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_th
             "within_22_5": float((errors <= 22.5).mean()) if errors.size else None,
         },
         "eight_way_accuracy": sum(r["view_ok"] for r in rows) / max(1, len(rows)),
+        # Every turntable photo shows one car: the share where the pose counts exactly one (issue 9: >= 98 %).
+        "one_car_share": sum(r["cars_detected"] == 1 for r in rows) / max(1, len(rows)),
         "rows": rows,
     }

@@ -36,3 +36,21 @@ def default_model_dir() -> Path:
     if not (DEFAULT_MODEL_DIR / "model.json").is_file():
         pytest.skip(f"default model not found at {DEFAULT_MODEL_DIR}")
     return DEFAULT_MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def turntable_dir() -> Path:
+    """The Carvana turntable photos (../shared/datasets/carvana-turntable); skips if absent."""
+    from models.paths import DEFAULT_TURNTABLE_DIR
+
+    if not any(DEFAULT_TURNTABLE_DIR.glob("*.jpg")):
+        pytest.skip(f"turntable photos not found at {DEFAULT_TURNTABLE_DIR}")
+    return DEFAULT_TURNTABLE_DIR
+
+
+@pytest.fixture(scope="session")
+def default_backend(default_model_dir: Path) -> object:
+    """The embedded default model through the service's Detectron2 backend, loaded once per session (CPU)."""
+    from service.backends.detectron import DetectronBackend
+
+    return DetectronBackend(default_model_dir, device="cpu")

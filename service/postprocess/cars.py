@@ -11,7 +11,7 @@ import numpy as np
 from .config import DEFAULT_CONFIG, PoseConfig
 from .geometry import box_areas, boxes_array, inside_fraction, union_box
 from .types import Detection
-from .vocabulary import CAR_LABEL, KNOWN_LABELS
+from .vocabulary import CAR_LABEL, KNOWN_LABELS, WHEEL_LABEL
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ def scene_of(detections: Sequence[Detection], image: ImageFrame, cfg: PoseConfig
     cars = [d for d in cleaned if d.label == CAR_LABEL]
     candidates = [d for d in cleaned if d.label != CAR_LABEL]
     if cars:
+        cars = one_box_per_car(cars, cfg)
         car, other_cars = _main_car(cars, image, cfg)
         return Scene(car, other_cars, len(cars), candidates)
     if candidates:
@@ -97,6 +98,51 @@ def select_main_car(
         return scene_of(detections, image_frame(image_size), config or DEFAULT_CONFIG).car
     except Exception:  # model output must never turn into an error here either
         return None
+
+
+def one_box_per_car(cars: list[Detection], cfg: PoseConfig) -> list[Detection]:
+    """One box per car: boxes that show the same car are grouped, and each group keeps its best box.
+
+    Two boxes show the same car when the smaller lies mostly inside the larger and shares its height or its
+    width: the detector adds boxes of a car's front or rear half (as tall as the car) and of its body without
+    roof and wheels (as wide). A farther car seen within the box is smaller in both. Groups are transitive (the
+    two halves join through the whole). The kept box has the largest score x area, as the main-car choice;
+    it takes the group's first `view_probs` when it has none, so a backend may attach them to either box.
+    """
+    n = len(cars)
+    group = list(range(n))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if _same_car(cars[i], cars[j], cfg):
+                group[root(i)] = root(j)
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        members.setdefault(root(i), []).append(i)
+    out = []
+    for indices in sorted(members.values()):
+        best = max(indices, key=lambda i: (cars[i].score * cars[i].width * cars[i].height, cars[i].score))
+        car = cars[best]
+        if car.view_probs is None:
+            probs = next((cars[i].view_probs for i in indices if cars[i].view_probs is not None), None)
+            if probs is not None:
+                car = replace(car, view_probs=probs)
+        out.append(car)
+    return out
+
+
+def _same_car(a: Detection, b: Detection, cfg: PoseConfig) -> bool:
+    if _overlap_of_smaller(a, b) < cfg.duplicate_car_inside:
+        return False
+    similar_height = min(a.height, b.height) / max(a.height, b.height, 1e-9)
+    similar_width = min(a.width, b.width) / max(a.width, b.width, 1e-9)
+    return max(similar_height, similar_width) >= cfg.duplicate_car_extent
 
 
 def _main_car(cars: list[Detection], image: ImageFrame, cfg: PoseConfig) -> tuple[Detection, list[Detection]]:
@@ -125,7 +171,33 @@ def assign_parts(
     keep = inside >= cfg.min_part_inside
     for other in others:
         keep &= inside_fraction(boxes, np.asarray(other.box, dtype=np.float64)) <= inside + cfg.other_car_margin
-    return [d for d, k in zip(candidates, keep, strict=True) if k]
+    members = [d for d, k in zip(candidates, keep, strict=True) if k]
+    return _one_of_each_part(members, cfg)
+
+
+def _one_of_each_part(members: list[Detection], cfg: PoseConfig) -> list[Detection]:
+    """Drop boxes of a one-per-car label that do not overlap the best box of that label: they show the same
+    part of another car (one the detector missed, or whose box the main car's swallowed). Overlapping boxes
+    are a double detection of one part and both stay (the cues average them). Wheels may be up to four."""
+    best: dict[str, Detection] = {}
+    for d in members:
+        if d.label != WHEEL_LABEL and (d.label not in best or d.score > best[d.label].score):
+            best[d.label] = d
+    out = []
+    for d in members:
+        anchor = best.get(d.label)
+        if anchor is not None and d is not anchor and _overlap_of_smaller(d, anchor) < cfg.same_part_overlap:
+            continue
+        out.append(d)
+    return out
+
+
+def _overlap_of_smaller(a: Detection, b: Detection) -> float:
+    """Intersection area over the smaller box's area (1 when one box holds the other)."""
+    iw = max(0.0, min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]))
+    ih = max(0.0, min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]))
+    smaller = min(a.width * a.height, b.width * b.height)
+    return iw * ih / smaller if smaller > 0.0 else 0.0
 
 
 def too_small(car: Detection, image: ImageFrame, cfg: PoseConfig) -> bool:

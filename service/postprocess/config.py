@@ -12,8 +12,14 @@ class PoseConfig:
     min_car_area_fraction: float = 0.01  # car box area / image area below -> car_too_small
     min_car_side_px: float = 32.0  # shorter car box side below -> car_too_small
     centrality_weight: float = 0.5  # main-car merit x (1 - this x off-centre): breaks near-ties, size still wins
+    # One box per car: the detector adds boxes of a car's halves (as tall as the car) or body (as wide).
+    duplicate_car_inside: float = 0.55  # a car box lying this much inside a larger one (of its own area)...
+    duplicate_car_extent: float = 0.7  # ...sharing this much of its height or width is the same car
     min_part_inside: float = 0.5  # part box fraction inside the main car box to belong to it
     other_car_margin: float = 0.25  # ...unless it lies this much more inside another car box
+    # A car has one of each part (wheels aside): a second box of a label overlapping the best-scoring one less
+    # than this (intersection over the smaller box) is the same part of another car, not a double detection.
+    same_part_overlap: float = 0.5
     # ---- part-area cue
     min_part_evidence: float = 0.25  # sum of weighted normalised part areas below -> too few parts
     min_concentration: float = 0.2  # |V| / sum of weights below -> view_ambiguous
@@ -40,6 +46,9 @@ class PoseConfig:
     wheel_similar_ratio: float = 0.7  # without azimuth: smaller / larger wheel height of a same-side pair
     wheel_separation_tolerance: float = 0.5  # with azimuth: max |log(separation / expected)| of a same-side pair
     tilt_min_side_deg: float = 20.0  # |azimuth from front/back| below: same-side wheels are not usable
+    # Without azimuth: a car box narrower than this (width / height) is seen front/back-on, so two wheels are
+    # an axle (a car is ~1.2-1.4 times as wide as tall head-on, ~3 side-on; 1.6 is ~12 degrees off the axis).
+    min_side_car_aspect: float = 1.6
     # Typical car dimensions (m), only their ratios matter: expected wheel separations in car-box widths.
     car_length_m: float = 4.6
     car_width_m: float = 1.8

@@ -62,7 +62,24 @@ concentration |V| / sum of weights (low when front and back evidence cancel) and
 
 Tilt comes from two wheels on the same side of the car; which pair is "same side" is decided from the
 expected horizontal separation at the estimated azimuth (wheelbase * |sin| vs track * |cos|), or, without
-azimuth (car + wheels only, e.g. Amazon Rekognition DetectLabels), from near-round, similar, far-apart wheels.
+azimuth (car + wheels only, e.g. Amazon Rekognition DetectLabels), from near-round, similar, far-apart wheels
+under a side-on car box. An axle pair (what a front or back view shows) never gives tilt or `side`.
+
+Main car
+--------
+Duplicate car boxes (a box of the car's front or rear half, or of its body: mostly inside the whole car's
+box and as tall or as wide) are merged, so `cars_detected` counts cars. The main car is the best score x
+area x centrality; a part belongs to it when its box lies mostly inside the car box and not clearly more
+inside another car's, and a second box of a one-per-car label that does not overlap the best one is another
+car's part.
+
+View classifier
+---------------
+A backend with a learned view classifier attaches `view_probs` (8 probabilities, `VIEWS` order) to the car
+`select_main_car` picks. Then the view is their argmax and the confidence its probability; the rule's azimuth
+is kept when it lies in that view's bin, else moved 1 degree inside the nearer edge, and without a rule azimuth
+it is the probability-weighted circular mean of the bin and its neighbours. `PoseConfig.min_confidence`
+withholds a view below it (`low_confidence`), keeping the azimuth as the best guess.
 """
 
 from __future__ import annotations
@@ -143,7 +160,8 @@ def _with_classifier(pose: PoseEstimate, probs: np.ndarray, cfg: PoseConfig) -> 
     index, azimuth = classifier_azimuth(probs, pose.azimuth_deg)
     azimuth = round(azimuth, 1) % 360.0
     car_w = max(pose.car.width, 1e-6) if pose.car is not None else 1e-6
-    pair = wheel_pair(pose.wheels, car_w, azimuth, cfg)
+    car_h = max(pose.car.height, 1e-6) if pose.car is not None else 1e-6
+    pair = wheel_pair(pose.wheels, car_w, car_h, azimuth, cfg)
     tilt, line = tilt_of(pose.wheels, pair)
     return replace(
         pose,
@@ -195,7 +213,7 @@ def _rule_pose(detections: Sequence[Detection], image_size: tuple[int, int], cfg
 
     if est is None:
         # Car + wheels only (Rekognition DetectLabels): tilt and maybe "side", never a guessed view.
-        pair = wheel_pair(wheels, car_w, None, cfg)
+        pair = wheel_pair(wheels, car_w, car_h, None, cfg)
         if len(wheels) < 2:
             return result(reason=REASON_TOO_FEW_PARTS)
         tilt, line = tilt_of(wheels, pair)
@@ -212,7 +230,7 @@ def _rule_pose(detections: Sequence[Detection], image_size: tuple[int, int], cfg
         )
 
     if est.concentration < cfg.min_concentration:
-        pair = wheel_pair(wheels, car_w, None, cfg)
+        pair = wheel_pair(wheels, car_w, car_h, None, cfg)
         tilt, line = tilt_of(wheels, pair)
         return result(
             coarse_view="side" if pair is not None else None,
@@ -222,7 +240,7 @@ def _rule_pose(detections: Sequence[Detection], image_size: tuple[int, int], cfg
             reason=REASON_VIEW_AMBIGUOUS,
         )
 
-    pair = wheel_pair(wheels, car_w, est.azimuth, cfg)
+    pair = wheel_pair(wheels, car_w, car_h, est.azimuth, cfg)
     azimuth, wheel_agreement = fuse_wheels(est.azimuth, est.strength, wheels, pair, cfg)
     if pair is not None and not side_on(azimuth, cfg):
         pair = None  # the final azimuth is front/back-on: the pair is an axle, not one side

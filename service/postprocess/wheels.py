@@ -16,12 +16,21 @@ def side_on(azimuth: float, cfg: PoseConfig) -> bool:
     return abs(math.sin(math.radians(azimuth))) >= math.sin(math.radians(cfg.tilt_min_side_deg))
 
 
-def wheel_pair(wheels: list[Detection], car_w: float, azimuth: float | None, cfg: PoseConfig) -> tuple[int, int] | None:
-    """Indices of the two wheels most likely on the same (near) side of the car, or None."""
+def wheel_pair(
+    wheels: list[Detection], car_w: float, car_h: float, azimuth: float | None, cfg: PoseConfig
+) -> tuple[int, int] | None:
+    """Indices of the two wheels most likely on the same (near) side of the car, or None.
+
+    Never an axle (the left and right wheel of one axle, what a front or back view shows): with an azimuth
+    the front/back-on views are excluded and the separation must fit the wheelbase better than the track;
+    without one, the car box itself must be side-on (wider than `min_side_car_aspect` times its height).
+    """
     if len(wheels) < 2:
         return None
     if azimuth is not None and not side_on(azimuth, cfg):
         return None  # front/back view: the visible wheels are an axle's left and right wheel
+    if azimuth is None and car_w < cfg.min_side_car_aspect * car_h:
+        return None  # the car box is front/back-on: round-looking, far-apart wheels are still an axle
     order = sorted(range(len(wheels)), key=lambda i: -wheels[i].height * wheels[i].score)[: cfg.max_wheels]
     boxes = boxes_array([wheels[i].box for i in order])
     cx = (boxes[:, 0] + boxes[:, 2]) / 2.0

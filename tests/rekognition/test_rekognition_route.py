@@ -112,7 +112,7 @@ def test_no_car(make_client: AppFactory, stand_in: StandIn) -> None:
 
 def test_several_cars_pose_the_main_one(make_client: AppFactory, stand_in: StandIn) -> None:
     client = make_client()
-    main = (0.25, 0.3, 0.8, 0.8)
+    main = (0.15, 0.35, 0.9, 0.8)  # side-on: 2.2 times as wide as tall (a head-on box's two wheels are an axle)
     cars = [((0.0, 0.1, 0.15, 0.25), 99.0), (main, 96.0), ((0.85, 0.05, 1.0, 0.2), 98.0)]
     wheels = [((0.30, 0.62, 0.40, 0.79), 92.0), ((0.65, 0.62, 0.75, 0.79), 91.0), ((0.02, 0.2, 0.05, 0.25), 90.0)]
     stand_in.script(Scripted(body=detect_labels_body(cars=cars, wheels=wheels)))
