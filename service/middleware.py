@@ -32,7 +32,8 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 0  # no answer sent
+        failed = False
         counts_in_flight = scope["path"].startswith(POSE_ROUTE_PREFIX)
 
         async def send_with_status(message: Message) -> None:
@@ -45,14 +46,19 @@ class RequestMetricsMiddleware:
             IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_status)
+        except BaseException:
+            failed = True
+            raise
         finally:
             if counts_in_flight:
                 IN_FLIGHT.dec()
             route = scope.get("route")
             backend = scope.get("state", {}).get("backend", "none")
-            REQUEST_DURATION.labels(
-                route=getattr(route, "path", "unmatched"), backend=backend, status=str(status)
-            ).observe(time.perf_counter() - started)
+            # Nothing sent: a crash is a 500; otherwise the client left first (nginx's 499), not a server error.
+            label = str(status) if status else "500" if failed else "499"
+            REQUEST_DURATION.labels(route=getattr(route, "path", "unmatched"), backend=backend, status=label).observe(
+                time.perf_counter() - started
+            )
 
 
 class BodySizeLimitMiddleware:

@@ -119,6 +119,8 @@ def test_a_slow_trickle_is_cut_off_at_the_timeout(server: Server) -> None:
 def test_an_abandoned_upload_is_counted_as_a_disconnect_not_an_error(server: Server) -> None:
     before_gone = metric(server, "carpose_client_disconnects_total", stage="upload")
     before_errors = metric(server, "carpose_errors_total")
+    before_500 = metric(server, "carpose_request_duration_seconds_count", status="500")
+    before_499 = metric(server, "carpose_request_duration_seconds_count", status="499")
     body = multipart(jpeg_bytes())
     with connect(server) as sock:
         sock.sendall(request_head(server, len(body)) + body[:100])
@@ -128,6 +130,9 @@ def test_an_abandoned_upload_is_counted_as_a_disconnect_not_an_error(server: Ser
         time.sleep(0.05)
     assert metric(server, "carpose_client_disconnects_total", stage="upload") == before_gone + 1
     assert metric(server, "carpose_errors_total") == before_errors
+    # In the latency histogram it is a 499 (client closed the request), never a 500 of ours.
+    assert metric(server, "carpose_request_duration_seconds_count", status="500") == before_500
+    assert metric(server, "carpose_request_duration_seconds_count", status="499") == before_499 + 1
 
 
 def test_stalled_uploads_do_not_take_the_models_places(server: Server) -> None:
