@@ -15,6 +15,7 @@ from .drain import install_drain_on_sigterm
 from .errors import ERROR_CODES, install_error_handlers
 from .gate import DecodeLimiter, InferenceGate
 from .middleware import (
+    POSE_GATES,
     AdmissionMiddleware,
     BodySizeLimitMiddleware,
     RequestMetricsMiddleware,
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_timeout_s=settings.body_timeout_s,
         refusal_delay_s=settings.refusal_delay_s,
         max_uploads=settings.max_uploads,
+        gates={**POSE_GATES, "/invocations": "gate"} if settings.sagemaker else POSE_GATES,
     )
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -141,7 +141,8 @@ async def send_error(send: Send, status: int, code: str, message: str, headers: 
 # hundred stalled connections (slowloris) must not lock everyone out until their body timeout.
 STALLED_UPLOAD_S = 2.0
 
-# POST routes that carry an image, and the app.state attribute of the gate that admits them.
+# POST routes that carry an image, and the app.state attribute of the gate that admits them ("gate" is the
+# Detectron2 model's: those routes also need the model loaded). main.py adds /invocations when it is served.
 POSE_GATES = {"/pose": "gate", "/pose/rekognition": "rekognition_gate"}
 
 
@@ -167,9 +168,15 @@ class AdmissionMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, body_timeout_s: float, refusal_delay_s: float = 0.0, max_uploads: int = 64
+        self,
+        app: ASGIApp,
+        body_timeout_s: float,
+        refusal_delay_s: float = 0.0,
+        max_uploads: int = 64,
+        gates: dict[str, str] | None = None,
     ) -> None:
         self.app = app
+        self.gates = POSE_GATES if gates is None else gates
         self.body_timeout_s = body_timeout_s
         self.refusal_delay_s = refusal_delay_s
         self.max_uploads = max_uploads
@@ -192,7 +199,7 @@ class AdmissionMiddleware:
         return True
 
     def _check(self, scope: Scope, app_state: Any, gate: InferenceGate) -> None:
-        if scope["path"] == "/pose":
+        if self.gates[scope["path"]] == "gate":
             require_model(app_state.model)
         gate.check()
         if self.uploading >= self.max_uploads and not self._evict_a_stalled_upload():
@@ -204,7 +211,7 @@ class AdmissionMiddleware:
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gate_attr = POSE_GATES.get(scope["path"]) if scope["type"] == "http" else None
+        gate_attr = self.gates.get(scope["path"]) if scope["type"] == "http" else None
         if gate_attr is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return

@@ -281,3 +281,28 @@ def test_a_stalled_upload_gives_its_place_to_a_new_request() -> None:
         assert middleware.uploads == [busy]
     finally:
         gate.shutdown()
+
+
+def test_the_sagemaker_route_is_admitted_like_pose_when_served() -> None:
+    gate = InferenceGate(workers=1, max_queue=1)
+    sent: list[dict] = []
+    receive_calls = 0
+
+    async def app(scope, receive, send) -> None:  # pragma: no cover - must not run
+        raise AssertionError("refused requests never reach the app")
+
+    async def receive() -> dict:
+        nonlocal receive_calls
+        receive_calls += 1
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    try:
+        middleware = AdmissionMiddleware(app, body_timeout_s=5.0, gates={"/invocations": "gate"})
+        state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="loading", backend=None, error=None))
+        asyncio.run(middleware(pose_scope(state, "/invocations"), receive, send))
+        assert sent[0]["status"] == 503 and b'"model_loading"' in sent[1]["body"] and receive_calls == 0
+    finally:
+        gate.shutdown()
