@@ -69,19 +69,29 @@ def imagenet_weights_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def load_imagenet_weights(backbone: MobileNetV2Backbone, path: Path) -> None:
-    """Load the shipped trunk. Its keys follow an older torchvision layout (`conv.1` where torchvision now
-    has `conv.0.1`), but tensors come in the same order with the same shapes, so they map by position."""
+def imagenet_features_state(path: Path) -> dict[str, torch.Tensor]:
+    """The shipped ImageNet trunk as a state dict of torchvision's `mobilenet_v2().features`. Its keys follow an
+    older torchvision layout (`conv.1` where torchvision now has `conv.0.1`), but tensors come in the same order
+    with the same shapes, so they map by position."""
     shipped = torch.load(path, map_location="cpu", weights_only=True)
     reference = mobilenet_v2(weights=None).features.state_dict()
     if len(shipped) != len(reference):
         raise RuntimeError(f"{path}: {len(shipped)} tensors, torchvision MobileNetV2 has {len(reference)}")
-    trunk: dict[str, torch.Tensor] = {}
+    state: dict[str, torch.Tensor] = {}
     for (shipped_key, tensor), (key, ref) in zip(shipped.items(), reference.items(), strict=True):
         if tensor.shape != ref.shape:
             raise RuntimeError(f"{path}: {shipped_key} {tuple(tensor.shape)} does not fit {key} {tuple(ref.shape)}")
-        if int(key.split(".")[0]) < len(backbone.blocks):
-            trunk[f"blocks.{key}"] = tensor
+        state[key] = tensor
+    return state
+
+
+def load_imagenet_weights(backbone: MobileNetV2Backbone, path: Path) -> None:
+    """Load the shipped trunk's blocks that the backbone uses."""
+    trunk = {
+        f"blocks.{key}": tensor
+        for key, tensor in imagenet_features_state(path).items()
+        if int(key.split(".")[0]) < len(backbone.blocks)
+    }
     missing, unexpected = backbone.load_state_dict(trunk, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"MobileNetV2 weights do not fit: missing={missing} unexpected={unexpected}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,9 @@ from detectron2.modeling import build_model
 from models.config import carpose_cfg
 
 from ..imaging import DecodedImage
-from ..postprocess import Detection
+from ..postprocess import CAR_LABEL, Detection, PoseConfig
+from ..postprocess.cars import select_main_car
+from .view_classifier import ViewClassifier
 
 log = logging.getLogger("service.backends.detectron")
 
@@ -83,6 +85,9 @@ class DetectronBackend:
         self.input_format = cfg.INPUT.FORMAT
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.classes = self.card.classes
+        self.score_threshold = score_threshold
+        # The learned view of the main car, when the model directory has one (see view_classifier.py).
+        self.view_classifier = ViewClassifier.from_card(self.model_dir, self.card.extra, self.device)
         # One model object is not safe to call from several threads at once on every device.
         self._lock = threading.Lock()
 
@@ -117,4 +122,20 @@ class DetectronBackend:
                     mask=None if masks is None else masks[i],
                 )
             )
-        return detections
+        return self._with_view(rgb, detections)
+
+    def _with_view(self, rgb: np.ndarray, detections: list[Detection]) -> list[Detection]:
+        """Attach the view classifier's probabilities to the car the pose will use (the only one it needs)."""
+        if self.view_classifier is None:
+            return detections
+        height, width = rgb.shape[:2]
+        main = select_main_car(detections, (width, height), PoseConfig(score_threshold=self.score_threshold))
+        cars = [i for i, d in enumerate(detections) if d.label == CAR_LABEL]
+        if main is None or main.label != CAR_LABEL or not cars:
+            return detections  # parts-only answers have no car box to classify
+        # The pose module may have clipped the box: find the raw detection it came from.
+        offsets = [np.abs(np.subtract(detections[i].box, main.box)).sum() for i in cars]
+        index = cars[int(np.argmin(offsets))]
+        with self._lock:
+            probs = self.view_classifier.probabilities(rgb, main.box)
+        return [replace(d, view_probs=probs) if i == index else d for i, d in enumerate(detections)]

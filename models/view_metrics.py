@@ -1,0 +1,121 @@
+"""Agreement of predicted views with views labelled by eye, and how well confidences are calibrated.
+
+A prediction agrees with a label when it is the labelled view or one of the label's acceptable neighbours (photos
+near a bin edge). `strict` figures ignore the neighbours. Calibration compares the confidence with that same
+agreement: a confidence of 0.9 should be right nine times in ten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from service.postprocess import VIEWS, coarse_view_of
+from service.postprocess.geometry import VIEW_BIN_DEG
+
+NO_VIEW = "none"
+VIEW_AXIS = (*VIEWS, NO_VIEW)
+RELIABILITY_BINS = 10
+TARGET_PRECISION = 0.97
+
+
+class LabelLike(Protocol):
+    @property
+    def view(self) -> str: ...
+    @property
+    def alternates(self) -> tuple[str, ...]: ...
+
+
+def coarse_of(view: str) -> str:
+    return coarse_view_of(VIEWS.index(view) * VIEW_BIN_DEG)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = RELIABILITY_BINS) -> float:
+    """Share-weighted mean |accuracy - mean confidence| over equal-width confidence bins."""
+    if confidence.size == 0:
+        return float("nan")
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total)
+
+
+def reliability_table(confidence: np.ndarray, correct: np.ndarray, bins: int = RELIABILITY_BINS) -> list[dict]:
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        members = index == b
+        rows.append(
+            {
+                "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
+                "count": int(members.sum()),
+                "mean_confidence": float(confidence[members].mean()) if members.any() else None,
+                "accuracy": float(correct[members].mean()) if members.any() else None,
+            }
+        )
+    return rows
+
+
+def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target: float = TARGET_PRECISION) -> dict:
+    """The lowest confidence floor above which the views are right >= target, and the share of photos above it."""
+    order = np.argsort(-confidence)
+    right = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    meets = np.flatnonzero(right >= target)
+    if meets.size == 0:
+        return {"target": target, "threshold": None, "share": 0.0, "accuracy": None}
+    # The longest prefix (by descending confidence) that still meets the target.
+    last = int(meets.max())
+    # Ties: a floor can only cut between distinct confidences.
+    threshold = float(confidence[order][last])
+    above = confidence >= threshold
+    return {
+        "target": target,
+        "threshold": round(threshold, 4),
+        "share": float(above.mean()),
+        "accuracy": float(correct[above].mean()),
+    }
+
+
+def view_report(
+    predicted: Sequence[str | None], confidence: Sequence[float], labels: Sequence[LabelLike]
+) -> dict[str, Any]:
+    """Agreement, strict agreement, coarse agreement, confusion matrix and calibration figures."""
+    shown = [p if p is not None else NO_VIEW for p in predicted]
+    ok = np.array([p == lab.view or p in lab.alternates for p, lab in zip(shown, labels, strict=True)])
+    strict = np.array([p == lab.view for p, lab in zip(shown, labels, strict=True)])
+    coarse_ok = np.array(
+        [
+            p != NO_VIEW and coarse_of(p) in {coarse_of(v) for v in (lab.view, *lab.alternates)}
+            for p, lab in zip(shown, labels, strict=True)
+        ]
+    )
+    matrix = np.zeros((len(VIEWS), len(VIEW_AXIS)), dtype=int)
+    for p, lab in zip(shown, labels, strict=True):
+        matrix[VIEWS.index(lab.view), VIEW_AXIS.index(p)] += 1
+    conf = np.asarray(confidence, dtype=float)
+    return {
+        "photos": len(labels),
+        "eight_way": float(ok.mean()),
+        "eight_way_strict": float(strict.mean()),
+        "coarse": float(coarse_ok.mean()),
+        "confusion": {"rows_labelled": list(VIEWS), "columns_predicted": list(VIEW_AXIS), "counts": matrix.tolist()},
+        "ece": expected_calibration_error(conf, ok),
+        "reliability": reliability_table(conf, ok),
+        "precision_97": precision_threshold(conf, ok),
+        "mean_confidence": float(conf.mean()) if conf.size else None,
+    }
+
+
+def format_confusion(confusion: dict[str, Any]) -> str:
+    """The confusion matrix as a fixed-width text table (rows: labelled, columns: predicted)."""
+    columns = confusion["columns_predicted"]
+    short = [c.replace("front", "f").replace("back", "b").replace("_left", "L").replace("_right", "R") for c in columns]
+    lines = ["labelled \\ predicted".ljust(22) + "".join(s.rjust(6) for s in short)]
+    for row, counts in zip(confusion["rows_labelled"], confusion["counts"], strict=True):
+        lines.append(row.ljust(22) + "".join(str(n).rjust(6) for n in counts))
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""Learned eight-way view of the main car: what a person would call the photo (front, front_left, ...).
+
+The part-layout rule in `service.postprocess` is geometry; on close-range three-quarter photos its evidence (a
+big front, a foreshortened side) pulls the yaw toward the axis, and a detector's missed side parts do the same.
+A classifier trained on photos labelled by eye learns the convention people use instead. It looks at the main
+car's crop through a frozen ImageNet MobileNetV2 trunk and a small trained head that keeps the 7x7 spatial layout
+(where the grille, the wheels, the glass are), averages the photo with its mirror image (a mirrored photo shows
+the mirrored view) and divides the logits by a temperature fitted on held-out photos, so the top probability is
+a calibrated chance of being right.
+
+A model directory enables it with a `view_classifier` entry in `model.json` (written by
+`models/view_training.py`); without one the backend gives no view probabilities and the rule decides alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torchvision.models import mobilenet_v2
+
+from ..postprocess import VIEWS
+
+MODEL_CARD_KEY = "view_classifier"
+TRUNK_CHANNELS = 1280  # MobileNetV2's last feature map
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
+PAD_VALUE = 114  # grey where the square crop leaves the photo: neutral after normalisation
+# MIRRORED_INDEX[v]: the view a mirrored photo of view v shows. View i is centred on azimuth i * 45 and a mirror
+# image negates the azimuth (front_left <-> front_right, left <-> right), so view i becomes view -i.
+MIRRORED_INDEX: tuple[int, ...] = tuple((-index) % len(VIEWS) for index in range(len(VIEWS)))
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    size: int = 224  # pixels of the square network input
+    context: float = 1.15  # square side / longer side of the car box: a little road around the car
+
+    def square(self, box: tuple[float, float, float, float]) -> tuple[float, float, float]:
+        """(centre x, centre y, side) of the square crop around a box."""
+        x0, y0, x1, y1 = box
+        side = max(x1 - x0, y1 - y0, 1.0) * self.context
+        return (x0 + x1) / 2.0, (y0 + y1) / 2.0, side
+
+
+def crop_car(rgb: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> np.ndarray:
+    """Square `spec.size` RGB crop centred on the box, aspect kept (a side view's length is a cue), grey outside."""
+    cx, cy, side = spec.square(box)
+    height, width = rgb.shape[:2]
+    x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
+    side_px = max(1, round(side))
+    canvas = np.full((side_px, side_px, 3), PAD_VALUE, dtype=np.uint8)
+    sx0, sy0 = max(0, x0), max(0, y0)
+    sx1, sy1 = min(width, x0 + side_px), min(height, y0 + side_px)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
+    # INTER_AREA averages when shrinking (most crops), so fine texture does not alias into the features.
+    interpolation = cv2.INTER_AREA if side_px > spec.size else cv2.INTER_LINEAR
+    return cv2.resize(canvas, (spec.size, spec.size), interpolation=interpolation)
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float, ImageNet-normalised."""
+    normalised = (crops.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(normalised.transpose(0, 3, 1, 2)))
+
+
+class ViewHead(nn.Module):
+    """1x1 conv to a few channels per cell, then one linear layer over the whole grid: keeps WHERE things are."""
+
+    def __init__(self, channels: int = 32, grid: int = 7, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.reduce = nn.Sequential(nn.Dropout(dropout / 2.0), nn.Conv2d(TRUNK_CHANNELS, channels, 1), nn.ReLU())
+        self.classify = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * grid * grid, len(VIEWS)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.reduce(features))
+
+
+class ViewNet(nn.Module):
+    def __init__(self, head: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.trunk = mobilenet_v2(weights=None).features
+        self.head = ViewHead(**(head or {}))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(images))
+
+
+def mirror_averaged_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Rows 2k (photo) and 2k+1 (its mirror image) -> one row per photo in the photo's own view order."""
+    photo, mirrored = logits[0::2], logits[1::2]
+    return (photo + mirrored[:, list(MIRRORED_INDEX)]) / 2.0
+
+
+def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    scaled = logits / max(temperature, 1e-3)
+    scaled = scaled - scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class ViewClassifier:
+    """Loads the `view_classifier` entry of a model directory; `probabilities(rgb, box)` -> 8 floats."""
+
+    def __init__(self, model_dir: Path, entry: dict[str, Any], device: str = "cpu") -> None:
+        self.spec = CropSpec(size=int(entry["crop_size"]), context=float(entry["context"]))
+        self.temperature = float(entry["temperature"])
+        self.device = device
+        self.net = ViewNet(entry.get("head"))
+        state = torch.load(Path(model_dir) / str(entry["weights"]), map_location="cpu", weights_only=True)
+        self.net.load_state_dict({key: value.float() for key, value in state.items()})
+        self.net.eval().to(device)
+
+    @classmethod
+    def from_card(cls, model_dir: Path, card: dict[str, Any], device: str = "cpu") -> ViewClassifier | None:
+        entry = card.get(MODEL_CARD_KEY)
+        return None if not isinstance(entry, dict) else cls(model_dir, entry, device)
+
+    def logits(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """Mirror-averaged logits of one car (before the temperature)."""
+        crop = crop_car(rgb, box, self.spec)
+        batch = to_tensor(np.stack([crop, crop[:, ::-1]])).to(self.device)
+        with torch.inference_mode():
+            return mirror_averaged_logits(self.net(batch).float()).cpu().numpy()[0]
+
+    def probabilities(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, ...]:
+        probs = softmax(self.logits(rgb, box), self.temperature)
+        return tuple(float(p) for p in probs if math.isfinite(p))
