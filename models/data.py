@@ -2,7 +2,7 @@
 
 The dataset is read in place from a configurable directory (default ../shared/datasets/car-parts); nothing
 is copied. The conversion itself (wheels split per polygon, `_background_` dropped, optional whole-car
-instance) is the same one the ground-truth view tests use: `service.postprocess.groundtruth`.
+instance) is the same one the ground-truth view tests use: `models.groundtruth`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
-from service.postprocess.groundtruth import car_instance, split_coco_instances
 from service.postprocess.vocabulary import MODEL_CLASSES, PART_LABELS, mirror_label
+
+from .groundtruth import car_instance, split_coco_instances
 
 SPLITS = {"train": "trainingset", "test": "testset"}
 

@@ -20,10 +20,10 @@ from pycocotools.cocoeval import COCOeval
 
 from service.backends.detectron import DetectronBackend
 from service.postprocess import VIEWS, PoseConfig, estimate_pose
-from service.postprocess.groundtruth import car_instance, split_coco_instances
 from service.postprocess.labels import WHEEL_LABEL
 
 from .data import SPLITS
+from .groundtruth import car_instance, split_coco_instances
 
 NO_VIEW = "none"
 VIEW_AXIS = [*VIEWS, NO_VIEW]

@@ -20,9 +20,8 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 
-from models.config import carpose_cfg
-
 from ..imaging import DecodedImage
+from ..modeling import carpose_cfg
 from ..postprocess import CAR_LABEL, Detection, PoseConfig
 from ..postprocess.cars import select_main_car
 from .view_classifier import ViewClassifier

@@ -1,6 +1,6 @@
 """Typical head-on part sizes relative to the car box height. GENERATED, do not edit by hand.
 
-Regenerate with `python -m service.postprocess.calibrate --dataset PATH --write` (Car Parts training split,
+Regenerate with `python -m models.calibrate --dataset PATH --write` (Car Parts training split,
 400 images, 85th percentile per label of width / car_height and
 area / car_height**2, left and right twins pooled). Numbers only, no data.
 """

@@ -19,7 +19,7 @@ front_left_light 35, left_mirror 60, left doors 90, back_left_light 145, back pa
 `vocabulary.PARTS`). A face of area A_p seen from azimuth phi projects to A_p * max(0, cos(phi - theta_p)).
 The car's height in the image barely changes with yaw (its width does), so with a mask
 a_p / (K_p * H**2) (a_p mask pixels, H the car box height, K_p the part's typical head-on area relative to
-H**2, calibrated on the training split by `calibrate.py` -> `part_areas.py`), and without a mask
+H**2, calibrated on the training split by `models/calibrate.py` -> `part_areas.py`), and without a mask
 w_p / (Kw_p * H) (box width against the typical head-on width: box HEIGHTS of wide parts seen obliquely from
 above grow, since their far end rises in the image, while the width of a vertical face is exactly its
 head-on width times cos), estimates c_p = max(0, cos(phi - theta_p)). The weighted vector sum

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.config import RECIPES, load_cfg
-from models.modeling.mobilenet import MobileNetV2Backbone, imagenet_weights_path, load_imagenet_weights
+from service.modeling.mobilenet import MobileNetV2Backbone, imagenet_weights_path, load_imagenet_weights
 
 
 def test_imagenet_weights_load_by_position() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from models.calibrate import calibrate, render_module
 from service.postprocess import PART_LABELS, PART_NORMAL_DEG
-from service.postprocess.calibrate import calibrate, render_module
 from service.postprocess.part_areas import K_BOX, K_MASK, K_WIDTH
 
 

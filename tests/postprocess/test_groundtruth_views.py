@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from models.groundtruth import car_instance, split_coco_instances
 from service.postprocess import VIEWS, estimate_pose
-from service.postprocess.groundtruth import car_instance, split_coco_instances
 
 FRONT_ONLY = {"front_bumper", "front_glass", "hood", "front_left_light", "front_right_light"}
 BACK_ONLY = {"back_bumper", "back_glass", "trunk", "tailgate", "back_left_light", "back_right_light"}

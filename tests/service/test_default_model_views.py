@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from models.groundtruth import car_instance, split_coco_instances
 from service.postprocess import PoseEstimate, estimate_pose
-from service.postprocess.groundtruth import car_instance, split_coco_instances
 from service.settings import Settings
 from tests.service.helpers import running_client
 

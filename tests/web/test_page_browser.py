@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from models.groundtruth import car_instance, split_coco_instances
 from service.postprocess import estimate_pose
-from service.postprocess.groundtruth import car_instance, split_coco_instances
 
 from .conftest import DESKTOP, PHONE, TEST_MAX_UPLOAD_BYTES, LiveServer, answer, new_page
 

@@ -2,8 +2,8 @@
 
 The Car Parts Segmentation dataset stores all wheels of an image as ONE annotation with one polygon per
 wheel, and keeps an unused `_background_` category. Training, evaluation and the ground-truth view tests
-all need the same per-part instances, so the conversion lives here, next to the postprocessing that
-consumes `Detection`s built from it.
+all need the same per-part instances, so the conversion lives here, beside training; the runtime never reads
+annotations.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .types import Box, Detection
-from .vocabulary import CAR_LABEL, WHEEL_LABEL
+from service.postprocess.types import Box, Detection
+from service.postprocess.vocabulary import CAR_LABEL, WHEEL_LABEL
 
 UNUSED_CATEGORIES = frozenset({"_background_"})
 # Labels whose multi-polygon annotations hold several physical objects (one polygon each).

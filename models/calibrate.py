@@ -1,6 +1,6 @@
 """Calibrate the typical head-on area of every part from the Car Parts TRAINING split ground truth.
 
-    python -m service.postprocess.calibrate --dataset ../shared/datasets/car-parts [--write]
+    python -m models.calibrate --dataset ../shared/datasets/car-parts [--write]
 
 The pose model (see `pose.py`) divides a detected part's mask area by K_p * car_height**2, where K_p is the
 part's area when it faces the camera squarely, relative to the car box height squared (the car's height in
@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from service.postprocess.vocabulary import CAR_LABEL, PART_LABELS
+
 from .groundtruth import car_instance, split_coco_instances
-from .vocabulary import CAR_LABEL, PART_LABELS
 
 PERCENTILE = 85.0
 MIN_CAR_HEIGHT_PX = 8.0
-OUTPUT = Path(__file__).with_name("part_areas.py")
+# The runtime module the numbers go to (generated source, read by `service.postprocess.pose`).
+OUTPUT = Path(__file__).resolve().parent.parent / "service" / "postprocess" / "part_areas.py"
 
 
 def polygon_area(flat: Sequence[float]) -> float:
@@ -112,7 +114,7 @@ def render_module(cal: Calibration) -> str:
 
     return f'''"""Typical head-on part sizes relative to the car box height. GENERATED, do not edit by hand.
 
-Regenerate with `python -m service.postprocess.calibrate --dataset PATH --write` (Car Parts training split,
+Regenerate with `python -m models.calibrate --dataset PATH --write` (Car Parts training split,
 {cal.images} images, {cal.percentile:g}th percentile per label of width / car_height and
 area / car_height**2, left and right twins pooled). Numbers only, no data.
 """

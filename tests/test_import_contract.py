@@ -1,0 +1,74 @@
+"""The layers' import contract (docs/architecture.md), read from the source with `ast`: nothing is imported.
+
+- `service` (the runtime) never imports `models` (training, evaluation, dataset tools), nor training-only packages;
+- `service.postprocess` imports only the standard library, numpy and itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Installed by the `train` extra only: the runtime image does not have them.
+TRAINING_ONLY = frozenset({"models", "pycocotools", "matplotlib"})
+POSTPROCESS_ALLOWED = frozenset(sys.stdlib_module_names) | {"numpy", "__future__"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(source: str, module: str, is_package: bool) -> Iterator[tuple[int, str]]:
+    """(line, absolute module name) of every import in `source`, relative ones resolved against `module`."""
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                yield node.lineno, ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                yield node.lineno, node.module or ""
+
+
+def violations(root: str, allowed: frozenset[str] | None = None, forbidden: frozenset[str] = frozenset()) -> list[str]:
+    """Imports of the package `root` whose top-level name is forbidden, or not allowed (own package always is)."""
+    found = []
+    for path in sorted((REPO_ROOT / Path(*root.split("."))).rglob("*.py")):
+        module = module_name(path)
+        for line, name in imported_modules(path.read_text(), module, path.name == "__init__.py"):
+            top = name.split(".")[0]
+            own = name == root or name.startswith(root + ".")
+            if top in forbidden or (allowed is not None and not own and top not in allowed):
+                found.append(f"{path.relative_to(REPO_ROOT)}:{line} imports {name}")
+    return found
+
+
+def test_the_runtime_never_imports_training() -> None:
+    assert violations("service", forbidden=TRAINING_ONLY) == []
+
+
+def test_postprocess_imports_only_the_standard_library_and_numpy() -> None:
+    assert violations("service.postprocess", allowed=POSTPROCESS_ALLOWED) == []
+
+
+def test_the_training_layer_builds_on_the_runtime() -> None:
+    """Guards the check itself: `models` does import `service`, and the scan sees it."""
+    assert violations("models", forbidden=frozenset({"service"}))
+
+
+def test_relative_imports_are_resolved() -> None:
+    source = "from ..modeling import carpose_cfg\nfrom . import cars\nimport torch\nfrom models.config import x\n"
+    assert list(imported_modules(source, "service.backends.detectron", is_package=False)) == [
+        (1, "service.modeling"),
+        (2, "service.backends"),
+        (3, "torch"),
+        (4, "models.config"),
+    ]
