@@ -12,15 +12,37 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from .errors import ApiError, ClientGone
-from .metrics import QUEUE_DEPTH
+from .metrics import BATCH_SIZE, QUEUE_DEPTH
 
 T = TypeVar("T")
+X = TypeVar("X")
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How many waiting requests one model call may take, and how long a free worker waits for more to arrive."""
+
+    max_size: int = 1
+    timeout_s: float = 0.0
+
+
+@dataclass(eq=False)
+class _Waiter(Generic[X, T]):
+    item: X
+    future: asyncio.Future[T]
+    client_gone: asyncio.Event | None
+    arrived: float = field(default_factory=time.monotonic)
+
+    @property
+    def gone(self) -> bool:
+        return self.client_gone is not None and self.client_gone.is_set()
 
 
 class InferenceGate:
@@ -35,7 +57,11 @@ class InferenceGate:
         self.draining = False  # set on shutdown: new requests are refused, admitted ones finish
         # A pool of our own: model calls never starve the event loop's default thread pool.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-worker")
-        self._recent_seconds = 1.0  # exponential moving average of one call
+        self._recent_seconds = 1.0  # exponential moving average of one call (per image when batched)
+        self._pending: list[_Waiter[Any, Any]] = []  # run_batched() callers not yet taken into a batch
+        self._arrival = asyncio.Event()  # set when a waiter joins `_pending`: wakes the dispatcher
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()  # model calls in progress
         QUEUE_DEPTH.labels(backend=name).set(0)  # export the series from the start, not from the first wait
 
     @property
@@ -133,8 +159,133 @@ class InferenceGate:
         finally:
             self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * (loop.time() - started)
 
+    async def run_batched(
+        self,
+        item: X,
+        call: Callable[[Sequence[X]], list[T]],
+        policy: BatchPolicy,
+        client_gone: asyncio.Event | None = None,
+        admitted: bool = False,
+    ) -> T:
+        """`call([item, ...])[i]` for this item, in one model call with others that wait at the same time.
+
+        When a worker is free, the oldest waiting request gets `policy.timeout_s` for others to join, up to
+        `policy.max_size`; requests that queued while every worker was busy go together at once. `call` must
+        answer each item exactly as it would alone. A request whose client leaves before its batch forms is
+        never in one. A gate serves one backend: every caller passes the same `call`.
+        """
+        if not admitted:
+            self.admit()
+        try:
+            if client_gone is not None and client_gone.is_set():
+                raise ClientGone("queued")
+            waiter: _Waiter[X, T] = _Waiter(item, asyncio.get_running_loop().create_future(), client_gone)
+            self._pending.append(waiter)
+            self._arrival.set()
+            if self._dispatcher is None or self._dispatcher.done():
+                self._dispatcher = asyncio.create_task(self._dispatch(call, policy))
+            if client_gone is None:
+                return await waiter.future
+            gone = asyncio.ensure_future(client_gone.wait())
+            try:
+                await asyncio.wait({waiter.future, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+            if waiter in self._pending:  # left before its batch formed: it never reaches the model
+                self._pending.remove(waiter)
+                waiter.future.cancel()
+                QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
+                raise ClientGone("queued")
+            return await waiter.future  # already in a model call: that call finishes either way
+        finally:
+            if not admitted:
+                self.release()
+
+    def _take(self, max_size: int) -> list[_Waiter[Any, Any]]:
+        for waiter in [w for w in self._pending if w.gone]:
+            self._pending.remove(waiter)
+            waiter.future.cancel()
+        batch, self._pending = self._pending[:max_size], self._pending[max_size:]
+        return batch
+
+    async def _dispatch(self, call: Callable[[Sequence[Any]], list[Any]], policy: BatchPolicy) -> None:
+        """Form batches while requests wait: one per free worker, each run on the gate's threads."""
+        while self._pending:
+            await self._slots.acquire()
+            try:
+                # Wait for company until the oldest waiter's timeout is up (at once when it already waited that
+                # long for a worker) or the batch is full.
+                while self._pending and 0 < len(self._pending) < policy.max_size:
+                    left = self._pending[0].arrived + policy.timeout_s - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._arrival.clear()
+                    try:
+                        await asyncio.wait_for(self._arrival.wait(), left)
+                    except TimeoutError:
+                        break
+                batch = self._take(policy.max_size)
+            except BaseException:
+                self._slots.release()
+                raise
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._run_batch(call, batch))
+            self._batches.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(self, call: Callable[[Sequence[Any]], list[Any]], batch: list[_Waiter[Any, Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        ids = []
+        started = time.monotonic()
+        for _ in batch:
+            ids.append(self._next_id)
+            self._running[self._next_id] = started
+            self._next_id += 1
+        QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
+        BATCH_SIZE.labels(backend=self.name).observe(len(batch))
+        items = [w.item for w in batch]
+        try:
+            results: list[Any] | BaseException = await loop.run_in_executor(
+                self._executor, _call_each_on_error, call, items
+            )
+        except BaseException as exc:  # the executor itself failed (shut down): every waiter learns it
+            results = exc
+        finally:
+            for call_id in ids:
+                del self._running[call_id]
+            self._slots.release()
+            QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
+            seconds = (time.monotonic() - started) / len(batch)
+            self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * seconds
+        for i, waiter in enumerate(batch):
+            if waiter.future.done():
+                continue
+            outcome = results if isinstance(results, BaseException) else results[i]
+            if isinstance(outcome, BaseException):
+                waiter.future.set_exception(outcome)
+            else:
+                waiter.future.set_result(outcome)
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _call_each_on_error(call: Callable[[Sequence[X]], list[T]], items: list[X]) -> list[T | BaseException]:
+    """One call for the whole batch; when it fails, each item alone, so one bad image fails only its request."""
+    try:
+        results: list[T | BaseException] = list(call(items))
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        results = []
+        for item in items:
+            try:
+                results.append(call([item])[0])
+            except Exception as one:
+                results.append(one)
+    return results
 
 
 class DecodeLimiter:

@@ -29,6 +29,13 @@ STAGE_DURATION = Histogram(
 )
 IN_FLIGHT = Gauge("carpose_requests_in_flight", "Pose requests being handled", registry=REGISTRY)
 QUEUE_DEPTH = Gauge("carpose_queue_depth", "Requests waiting for a backend slot", ["backend"], registry=REGISTRY)
+BATCH_SIZE = Histogram(
+    "carpose_batch_size",
+    "Images per model call (dynamic batching: POSE_BATCH_MAX_SIZE, POSE_BATCH_TIMEOUT_MS)",
+    ["backend"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=REGISTRY,
+)
 MODEL_LOAD_SECONDS = Gauge("carpose_model_load_seconds", "Time to load and warm up the model", registry=REGISTRY)
 VIEWS = Counter("carpose_views_total", "Views returned", ["view", "backend"], registry=REGISTRY)
 ERRORS = Counter("carpose_errors_total", "Error responses by code", ["code", "route"], registry=REGISTRY)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .metrics import MODEL_LOAD_SECONDS
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .backends.detectron import DetectronBackend
 
 log = logging.getLogger("service.model")
 
@@ -31,6 +34,25 @@ def warmup_image(size: int = 512) -> np.ndarray:
         yy, xx = np.ogrid[:size, :size]
         image[(yy - 2 * size // 3) ** 2 + (xx - cx) ** 2 < (size // 12) ** 2] = 20
     return image
+
+
+def warm_up(backend: DetectronBackend, settings: Settings) -> None:
+    """The first calls through a fresh model are several times slower than the rest: make them before /readyz.
+
+    On a GPU, also the shapes a service meets most (square and 4:3 landscape photos) at a single image and at a
+    full batch: CUDA kernels load lazily and cudnn.benchmark times its algorithms once per input shape.
+    """
+    from .pipeline import batch_policy
+
+    backend.detect_array(warmup_image())
+    if not backend.device.startswith("cuda"):
+        return
+    batch = batch_policy(settings, backend.device).max_size
+    for width in (512, 683):
+        image = warmup_image(width)[: 512 if width > 512 else width]
+        backend.detect_array(image)
+        if batch > 1:
+            backend.detect_arrays([image] * batch)
 
 
 class ModelState:
@@ -58,11 +80,13 @@ class ModelState:
 
             if self.settings.torch_threads > 0:
                 torch.set_num_threads(self.settings.torch_threads)
-            from .backends.detectron import DetectronBackend
+            from .backends.detectron import CudaOptions, DetectronBackend
 
-            backend = DetectronBackend(self.settings.model_dir, self.settings.device, self.settings.score_threshold)
-            if self.settings.warmup:
-                backend.detect_array(warmup_image())
+            s = self.settings
+            cuda = CudaOptions(fp16=s.fp16, cudnn_benchmark=s.cudnn_benchmark, pin_memory=s.pin_memory)
+            backend = DetectronBackend(s.model_dir, s.device, s.score_threshold, cuda)
+            if s.warmup:
+                warm_up(backend, s)
         except Exception as exc:  # the service stays up and reports the failure on /readyz
             log.exception("loading the model from %s failed", self.settings.model_dir)
             self.error = f"{type(exc).__name__}: {exc}"

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .backends.base import DetectionBackend
 from .errors import ClientGone
-from .gate import DecodeLimiter, InferenceGate
+from .gate import BatchPolicy, DecodeLimiter, InferenceGate
 from .imaging import DecodedImage, WorkingSize, decode_upload
 from .metrics import STAGE_DURATION, VIEWS
 from .postprocess import PoseConfig, PoseEstimate, estimate_pose
@@ -53,6 +53,19 @@ def working_size(backend: DetectionBackend) -> WorkingSize | None:
     return WorkingSize(short, long) if short > 0 else None  # 0 = the model does not resize
 
 
+# Images per model call when POSE_BATCH_MAX_SIZE is 0. CPU: 1, measured (docs/gpu.md: on two cores a batch
+# costs what its images cost one by one, and the wait for company only adds latency). CUDA: unmeasured; a GPU
+# has the idle width that batching fills.
+DEVICE_BATCH_SIZE = {"cpu": 1, "cuda": 8}
+
+
+def batch_policy(settings: Settings, device: str) -> BatchPolicy:
+    """The batching a backend on `device` gets. Each request holds a decoded image while it waits, so a batch
+    is never larger than POSE_MAX_DECODED_IMAGES: the device default is capped there."""
+    size = settings.batch_max_size or min(DEVICE_BATCH_SIZE.get(device.split(":")[0], 1), settings.max_decoded_images)
+    return BatchPolicy(max_size=size, timeout_s=settings.batch_timeout_ms / 1000.0)
+
+
 def _check_client(client_gone: asyncio.Event | None, stage: str) -> None:
     if client_gone is not None and client_gone.is_set():
         raise ClientGone(stage)
@@ -76,8 +89,13 @@ async def pose_from_upload(
         _check_client(client_gone, "queued")
         image = await decoder.decode(decode)
         clock.lap("decode")
-        async with gate.slot(client_gone, admitted=client_gone is not None):
-            detections = await gate.run(lambda: backend.detect(image))
+        detect_batch = getattr(backend, "detect_batch", None)
+        if detect_batch is not None:  # a local model: requests waiting together share one model call
+            policy = batch_policy(settings, getattr(backend, "device", "cpu"))
+            detections = await gate.run_batched(image, detect_batch, policy, client_gone, client_gone is not None)
+        else:
+            async with gate.slot(client_gone, admitted=client_gone is not None):
+                detections = await gate.run(lambda: backend.detect(image))
         clock.lap("inference")
         # The pose is computed on the reduced pixels (masks and boxes line up there; every ratio it uses is
         # scale-free); to_response maps the boxes back to the uploaded image.

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     refusal_delay_s: float = Field(
         1.0, ge=0, description="An `overloaded` 503 is held this long: clients that retry at once cannot spin"
     )
+    batch_max_size: int = Field(
+        0, ge=0, le=64, description="Images per model call (dynamic batching); 0 = the device's default, 1 = off"
+    )
+    batch_timeout_ms: float = Field(
+        5.0, ge=0, le=1000, description="A free worker waits this long for more requests to join a batch"
+    )
+    fp16: bool = Field(False, description="float16 autocast of the model on CUDA (ignored on CPU)")
+    cudnn_benchmark: bool = Field(True, description="cudnn.benchmark on CUDA: the fastest algorithms per shape")
+    pin_memory: bool = Field(True, description="Page-locked host memory for the copy to the GPU (ignored on CPU)")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
     warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
 
