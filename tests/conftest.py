@@ -11,6 +11,23 @@ from models.paths import DEFAULT_DATASET_DIR
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped where torch sees none (see docs/gpu.md)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device: run on a GPU host (docs/gpu.md)")
+    for item in gpu_tests:
+        item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def car_parts_dir() -> Path:
     """The Car Parts dataset directory ($CARPOSE_DATASET_DIR, default ../shared/datasets/car-parts); skips if absent."""
