@@ -8,7 +8,7 @@ from fastapi import Request
 
 from .backends.detectron import DetectronBackend
 from .backends.rekognition import RekognitionBackend
-from .errors import ApiError
+from .exceptions import PoseError
 from .gate import DecodeLimiter, InferenceGate
 from .model_state import ModelState
 from .settings import Settings
@@ -31,9 +31,9 @@ def get_detectron(request: Request) -> DetectronBackend:
 def require_model(state: ModelState) -> DetectronBackend:
     """The loaded backend, or the 503 that says why not (also used by admission, before the body is read)."""
     if state.status == "loading":
-        raise ApiError(503, "model_loading", "the model is still loading; retry shortly", {"Retry-After": "5"})
+        raise PoseError("model_loading", "the model is still loading; retry shortly", retry_after_s=5)
     if state.status == "failed" or state.backend is None:
-        raise ApiError(503, "model_unavailable", f"the model failed to load: {state.error}")
+        raise PoseError("model_unavailable", f"the model failed to load: {state.error}")
     return state.backend
 
 
@@ -50,8 +50,7 @@ def get_decoder(request: Request) -> DecodeLimiter:
 def get_rekognition(request: Request) -> RekognitionBackend:
     backend: RekognitionBackend | None = getattr(request.app.state, "rekognition", None)
     if backend is None:
-        raise ApiError(
-            404,
+        raise PoseError(
             "backend_disabled",
             "the Amazon Rekognition backend is disabled; set POSE_REKOGNITION_ENABLED=true (and give the service "
             "AWS credentials) to enable POST /pose/rekognition",

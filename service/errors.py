@@ -8,7 +8,6 @@ that are not in it.
 from __future__ import annotations
 
 import logging
-import re
 from typing import NamedTuple
 
 from fastapi import FastAPI, Request
@@ -16,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .exceptions import ClientGone, PoseError, public_message
 from .metrics import ERRORS
 
 log = logging.getLogger("service.errors")
@@ -62,35 +62,28 @@ ERROR_CODES: dict[str, ErrorCode] = {
 CLIENT_DISCONNECTED = "client_disconnected"
 
 
-class ApiError(Exception):
-    """An error the client should see, with its HTTP status and a machine-readable code."""
+__all__ = ["ERROR_CODES", "ClientGone", "PoseError", "http_headers", "http_status", "public_message"]
+
+
+def http_status(error: PoseError) -> int:
+    """The status of a core error: the table above is the only place that knows it."""
+    return ERROR_CODES[error.code].status
+
+
+def http_headers(error: PoseError) -> dict[str, str]:
+    return {} if error.retry_after_s is None else {"Retry-After": str(error.retry_after_s)}
+
+
+class ApiError(PoseError):
+    """Legacy form with the status written at the raise site; `http_status` reads the table instead."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-class ClientGone(Exception):
-    """The client disconnected; `stage` says where the request was (upload, queued)."""
-
-    def __init__(self, stage: str) -> None:
-        super().__init__(stage)
-        self.stage = stage
+        retry = (headers or {}).get("Retry-After")
+        super().__init__(code, message, None if retry is None else int(retry))
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
-
-
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
-def public_message(message: str) -> str:
-    """A library's message without memory addresses (`<... object at 0x7f...>`), which tell clients nothing."""
-    return _ADDRESS.sub("", message)
 
 
 def error_response(
@@ -107,9 +100,9 @@ _HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowe
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(request, exc.status, exc.code, exc.message, exc.headers)
+    @app.exception_handler(PoseError)
+    async def _pose_error(request: Request, exc: PoseError) -> JSONResponse:
+        return error_response(request, http_status(exc), exc.code, exc.message, http_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

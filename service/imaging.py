@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ApiError, public_message
+from .exceptions import PoseError, public_message
 
 # Our own pixel check runs first with a clear message; Pillow's bomb guard stays on as a backstop.
 Image.MAX_IMAGE_PIXELS = 200_000_000
@@ -88,16 +88,15 @@ def sniff_format(data: bytes) -> str | None:
 
 def check_shape(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
-        raise ApiError(400, "invalid_image", "the image has no pixels")
+        raise PoseError("invalid_image", "the image has no pixels")
     if width * height > max_pixels:
-        raise ApiError(413, "image_too_large", f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+        raise PoseError("image_too_large", f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
     if min(width, height) < MIN_IMAGE_SIDE:
-        raise ApiError(
-            400, "invalid_image", f"image is {width}x{height} pixels; both sides must be at least {MIN_IMAGE_SIDE}"
+        raise PoseError(
+            "invalid_image", f"image is {width}x{height} pixels; both sides must be at least {MIN_IMAGE_SIDE}"
         )
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-        raise ApiError(
-            400,
+        raise PoseError(
             "invalid_image",
             f"image is {width}x{height} pixels; the long side may be at most {MAX_ASPECT_RATIO:g} times the short one",
         )
@@ -105,12 +104,12 @@ def check_shape(width: int, height: int, max_pixels: int) -> None:
 
 def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: WorkingSize | None = None) -> DecodedImage:
     if len(data) > max_bytes:
-        raise ApiError(413, "upload_too_large", f"upload is {len(data)} bytes; the limit is {max_bytes} bytes")
+        raise PoseError("upload_too_large", f"upload is {len(data)} bytes; the limit is {max_bytes} bytes")
     if not data:
-        raise ApiError(400, "invalid_image", "the uploaded file is empty")
+        raise PoseError("invalid_image", "the uploaded file is empty")
     fmt = sniff_format(data)
     if fmt is None:
-        raise ApiError(415, "unsupported_media_type", "not a JPEG, PNG or WebP image")
+        raise PoseError("unsupported_media_type", "not a JPEG, PNG or WebP image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -134,13 +133,13 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
             if rgb_image.size != target:
                 rgb_image = rgb_image.resize(target, Image.Resampling.BILINEAR)
             rgb = np.asarray(rgb_image, dtype=np.uint8)
-    except ApiError:
+    except PoseError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ApiError(413, "image_too_large", f"image refused as a decompression bomb: {exc}") from exc
+        raise PoseError("image_too_large", f"image refused as a decompression bomb: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         message = public_message(str(exc))
-        raise ApiError(400, "invalid_image", f"the {fmt} image could not be decoded: {message}") from exc
+        raise PoseError("invalid_image", f"the {fmt} image could not be decoded: {message}") from exc
     return DecodedImage(
         rgb=np.ascontiguousarray(rgb),
         format=fmt,

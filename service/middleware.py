@@ -14,7 +14,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .dependencies import require_model
-from .errors import CLIENT_DISCONNECTED, ApiError, error_body
+from .errors import CLIENT_DISCONNECTED, error_body, http_headers, http_status
+from .exceptions import PoseError
 from .gate import InferenceGate
 from .metrics import CLIENT_DISCONNECTS, ERRORS, IN_FLIGHT, REQUEST_DURATION
 
@@ -203,11 +204,10 @@ class AdmissionMiddleware:
             require_model(app_state.model)
         gate.check()
         if self.uploading >= self.max_uploads and not self._evict_a_stalled_upload():
-            raise ApiError(
-                503,
+            raise PoseError(
                 "overloaded",
                 f"{self.uploading} uploads are already in progress; retry later",
-                headers={"Retry-After": str(gate.retry_after_s())},
+                retry_after_s=gate.retry_after_s(),
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -219,13 +219,13 @@ class AdmissionMiddleware:
         gate: InferenceGate = getattr(app_state, gate_attr)
         try:
             self._check(scope, app_state, gate)
-        except ApiError as exc:
+        except PoseError as exc:
             ERRORS.labels(code=exc.code, route=scope["path"]).inc()
             if exc.code == "overloaded":
                 # Held, not computed: a sleeping refusal costs no CPU, and clients that resend at once can no
                 # longer turn refusals into the main load of the server (measured: goodput fell to a third).
                 await asyncio.sleep(self.refusal_delay_s)
-            await send_error(send, exc.status, exc.code, exc.message, exc.headers)
+            await send_error(send, http_status(exc), exc.code, exc.message, http_headers(exc))
             return
         await _AdmittedRequest(self, gate, scope, receive, send).run()
 
@@ -245,7 +245,7 @@ class _AdmittedRequest:
         self.uploading = False
         self.admitted = False
         self.body_done = False
-        self.refusal: ApiError | None = None
+        self.refusal: PoseError | None = None
         self.response_started = False
         self.watcher: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
@@ -294,7 +294,7 @@ class _AdmittedRequest:
             self._end_upload()
             try:
                 self.gate.admit()  # the second stage: a place for a whole body, and later its image
-            except ApiError as exc:
+            except PoseError as exc:
                 self.refusal = exc
                 self.state["body_error"] = exc.code
                 raise
@@ -331,7 +331,7 @@ class _AdmittedRequest:
         if self.refusal is not None:
             ERRORS.labels(code=self.refusal.code, route=path).inc()
             refusal = self.refusal
-            await send_error(self.send, refusal.status, refusal.code, refusal.message, refusal.headers)
+            await send_error(self.send, http_status(refusal), refusal.code, refusal.message, http_headers(refusal))
         elif self.state.get("body_error") == "request_timeout":
             ERRORS.labels(code="request_timeout", route=path).inc()
             message = (

@@ -2,7 +2,7 @@
 
 The backend only translates: the image goes up as JPEG/PNG bytes, the boxes come back as ratios of the
 image, and the shared postprocessing turns them into a pose exactly as it does for Detectron2. Every
-failure of the upstream call becomes an `ApiError` with the service's error shape (see `ERROR_MAP`).
+failure of the upstream call becomes a `PoseError` with the service's error shape (see `ERROR_MAP`).
 
 Credentials come from the standard boto3 chain of a session of our own (`boto3.session.Session()`): boto3's
 process-wide default session would cache whatever it found first for every client in the process.
@@ -33,7 +33,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from PIL import Image
 
-from ..errors import ApiError
+from ..exceptions import PoseError
 from ..imaging import DecodedImage
 from ..metrics import UPSTREAM_DURATION, UPSTREAM_ERRORS
 from ..postprocess import CAR_LABEL, WHEEL_LABEL, Detection
@@ -56,16 +56,15 @@ CREDENTIALS_RECHECK_S = 10.0
 
 @dataclass(frozen=True)
 class UpstreamError:
-    status: int
-    code: str
+    code: str  # its HTTP status is in service.errors.ERROR_CODES
     message: str  # what to tell the client; the AWS code and message are appended
     retry_after_s: int | None = None
 
 
-_THROTTLED = UpstreamError(503, "upstream_throttled", "Amazon Rekognition is throttling requests", 2)
-_UNAVAILABLE = UpstreamError(503, "upstream_unavailable", "Amazon Rekognition had an internal error", 5)
+_THROTTLED = UpstreamError("upstream_throttled", "Amazon Rekognition is throttling requests", 2)
+_UNAVAILABLE = UpstreamError("upstream_unavailable", "Amazon Rekognition had an internal error", 5)
 _INVALID_CREDENTIALS = UpstreamError(
-    502, "upstream_invalid_credentials", "Amazon Rekognition rejected the service's AWS credentials"
+    "upstream_invalid_credentials", "Amazon Rekognition rejected the service's AWS credentials"
 )
 ERROR_MAP: dict[str, UpstreamError] = {
     "ThrottlingException": _THROTTLED,
@@ -75,16 +74,16 @@ ERROR_MAP: dict[str, UpstreamError] = {
     "ServiceUnavailable": _UNAVAILABLE,
     "ServiceUnavailableException": _UNAVAILABLE,
     "InvalidImageFormatException": UpstreamError(
-        422, "upstream_invalid_image", "Amazon Rekognition could not read the image"
+        "upstream_invalid_image", "Amazon Rekognition could not read the image"
     ),
     "ImageTooLargeException": UpstreamError(
-        422, "upstream_image_too_large", "Amazon Rekognition refused the image as too large"
+        "upstream_image_too_large", "Amazon Rekognition refused the image as too large"
     ),
     "InvalidParameterException": UpstreamError(
-        422, "upstream_invalid_parameter", "Amazon Rekognition refused the request's parameters (image size?)"
+        "upstream_invalid_parameter", "Amazon Rekognition refused the request's parameters (image size?)"
     ),
     "AccessDeniedException": UpstreamError(
-        502, "upstream_access_denied", "the service's AWS identity may not call Amazon Rekognition (IAM policy)"
+        "upstream_access_denied", "the service's AWS identity may not call Amazon Rekognition (IAM policy)"
     ),
     "UnrecognizedClientException": _INVALID_CREDENTIALS,
     "InvalidSignatureException": _INVALID_CREDENTIALS,
@@ -95,16 +94,15 @@ ERROR_MAP: dict[str, UpstreamError] = {
     "ExpiredToken": _INVALID_CREDENTIALS,
     "ExpiredTokenException": _INVALID_CREDENTIALS,
     "ResourceNotReadyException": UpstreamError(
-        503,
         "upstream_model_not_running",
         "the Rekognition Custom Labels model is not running; start it with StartProjectVersion",
         30,
     ),
     "ResourceNotFoundException": UpstreamError(
-        502, "upstream_model_not_found", "the Rekognition Custom Labels model was not found (check the ARN)"
+        "upstream_model_not_found", "the Rekognition Custom Labels model was not found (check the ARN)"
     ),
 }
-_OTHER = UpstreamError(502, "upstream_error", "Amazon Rekognition answered with an error")
+_OTHER = UpstreamError("upstream_error", "Amazon Rekognition answered with an error")
 
 
 @dataclass(frozen=True)
@@ -270,19 +268,18 @@ class RekognitionBackend:
         """Whether AWS credentials are found (blocking: may ask the instance metadata service; cached)."""
         return self._has_credentials()
 
-    def _fail(self, error: UpstreamError, metric_code: str, detail: str) -> ApiError:
+    def _fail(self, error: UpstreamError, metric_code: str, detail: str) -> PoseError:
         UPSTREAM_ERRORS.labels(backend=BACKEND, code=metric_code).inc()
         log.warning("Rekognition %s failed: %s (%s)", self.operation, metric_code, detail)
-        headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else None
-        return ApiError(error.status, error.code, f"{error.message}: {detail}", headers)
+        return PoseError(error.code, f"{error.message}: {detail}", error.retry_after_s)
 
     def call(self, upstream: UpstreamImage) -> dict[str, Any]:
-        """One (retried by botocore) upstream call; every failure raised as an ApiError."""
+        """One (retried by botocore) upstream call; every failure raised as a PoseError."""
         # Without credentials botocore would fail only at signing time; checking first keeps the answer
         # explicit and guarantees no request leaves.
         if not self._has_credentials():
             raise self._fail(
-                UpstreamError(503, "upstream_credentials_missing", "no AWS credentials found"),
+                UpstreamError("upstream_credentials_missing", "no AWS credentials found"),
                 "credentials_missing",
                 "configure the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
                 "or an instance/task role)",
@@ -306,16 +303,17 @@ class RekognitionBackend:
             if mapped is None:
                 # Unknown codes: 5xx from AWS is its problem (503), anything else is ours to look at (502).
                 mapped = _UNAVAILABLE if isinstance(status, int) and status >= 500 else _OTHER
-            raise self._fail(mapped, code, f"{code}: {err.get('Message', '')}".rstrip(": ")) from exc
+            message = str(err.get("Message") or "")
+            raise self._fail(mapped, code, f"{code}: {message}" if message else code) from exc
         except NoCredentialsError as exc:  # credentials vanished between the check and the call
             raise self._fail(
-                UpstreamError(503, "upstream_credentials_missing", "no AWS credentials found"),
+                UpstreamError("upstream_credentials_missing", "no AWS credentials found"),
                 "credentials_missing",
                 str(exc),
             ) from exc
         except (ConnectTimeoutError, ReadTimeoutError) as exc:  # first: ConnectTimeoutError is a ConnectionError
             raise self._fail(
-                UpstreamError(504, "upstream_timeout", "Amazon Rekognition did not answer in time"),
+                UpstreamError("upstream_timeout", "Amazon Rekognition did not answer in time"),
                 "timeout",
                 type(exc).__name__,  # botocore's message names the endpoint URL: for our log, not for clients
             ) from exc
@@ -323,7 +321,7 @@ class RekognitionBackend:
         # an HTTPClientError (ConnectionClosedError among them).
         except (BotoConnectionError, ConnectionClosedError, HTTPClientError) as exc:
             raise self._fail(
-                UpstreamError(504, "upstream_unreachable", "Amazon Rekognition could not be reached"),
+                UpstreamError("upstream_unreachable", "Amazon Rekognition could not be reached"),
                 "connection",
                 type(exc).__name__,
             ) from exc

@@ -24,7 +24,7 @@ from ..dependencies import (
     get_settings,
     require_model,
 )
-from ..errors import ApiError
+from ..exceptions import PoseError
 from ..gate import DecodeLimiter, InferenceGate
 from ..model_state import ModelState
 from ..pipeline import pose_from_upload
@@ -108,8 +108,7 @@ async def invocations(
     request.state.backend = backend.name
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in IMAGE_CONTENT_TYPES:
-        raise ApiError(
-            415,
+        raise PoseError(
             "unsupported_media_type",
             f"Content-Type {media_type or '(none)'} is not an image type; send the raw image as "
             f"{', '.join(IMAGE_CONTENT_TYPES[:3])}",

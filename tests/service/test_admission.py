@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.errors import ApiError, ClientGone
+from service.errors import ClientGone, PoseError, http_status
 from service.gate import InferenceGate
 from service.middleware import AdmissionMiddleware
 
@@ -102,9 +102,9 @@ def test_draining_gate_refuses_with_shutting_down() -> None:
     gate = InferenceGate(workers=1, max_queue=4)
     try:
         gate.draining = True
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(PoseError) as refused:
             gate.admit()
-        assert refused.value.status == 503 and refused.value.code == "shutting_down"
+        assert http_status(refused.value) == 503 and refused.value.code == "shutting_down"
     finally:
         gate.shutdown()
 
@@ -227,7 +227,7 @@ def test_a_body_that_completes_when_the_gate_is_full_gets_503_without_a_decode()
         try:
             while (await receive()).get("more_body"):
                 pass
-        except ApiError:
+        except PoseError:
             # What FastAPI does with an exception from receive(): a 400, which the middleware replaces.
             await send({"type": "http.response.start", "status": 400, "headers": []})
             await send({"type": "http.response.body", "body": b"parse error"})

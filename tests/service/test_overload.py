@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.errors import ApiError
+from service.errors import PoseError, http_headers, http_status
 from service.gate import InferenceGate
 from tests.service.helpers import assert_error
 from tests.service.images import jpeg_bytes
@@ -35,12 +35,12 @@ def test_gate_refuses_when_workers_and_queue_are_full() -> None:
             await asyncio.sleep(0.01)
             assert gate.waiting == 1 and not entered_b.is_set()  # b queued behind a
 
-            with pytest.raises(ApiError) as refused:
+            with pytest.raises(PoseError) as refused:
                 async with gate.slot():
                     pytest.fail("a third request must not get a slot")
-            assert refused.value.status == 503
+            assert http_status(refused.value) == 503
             assert refused.value.code == "overloaded"
-            assert int(refused.value.headers["Retry-After"]) >= 1
+            assert int(http_headers(refused.value)["Retry-After"]) >= 1
 
             release.set()
             assert await asyncio.wait_for(asyncio.gather(a, b), 5) == ["done", "done"]
@@ -61,7 +61,7 @@ def test_gate_with_no_queue_refuses_while_busy() -> None:
             release = asyncio.Event()
             tasks = [asyncio.create_task(hold_slot(gate, e, release)) for e in entered]
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in entered)), 5)  # two workers: both run
-            with pytest.raises(ApiError) as refused:
+            with pytest.raises(PoseError) as refused:
                 async with gate.slot():
                     pass
             assert refused.value.code == "overloaded"
