@@ -74,14 +74,6 @@ def http_headers(error: PoseError) -> dict[str, str]:
     return {} if error.retry_after_s is None else {"Retry-After": str(error.retry_after_s)}
 
 
-class ApiError(PoseError):
-    """Legacy form with the status written at the raise site; `http_status` reads the table instead."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        retry = (headers or {}).get("Retry-After")
-        super().__init__(code, message, None if retry is None else int(retry))
-
-
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 

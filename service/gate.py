@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .errors import ApiError, ClientGone
+from .exceptions import ClientGone, PoseError
 from .metrics import BATCH_SIZE, QUEUE_DEPTH
 
 T = TypeVar("T")
@@ -95,13 +95,12 @@ class InferenceGate:
     def check(self) -> None:
         """Raise the 503 that `admit()` would raise now, without taking a place."""
         if self.draining:
-            raise ApiError(503, "shutting_down", "the service is shutting down; retry on another instance")
+            raise PoseError("shutting_down", "the service is shutting down; retry on another instance")
         if self._admitted >= self.capacity:
-            raise ApiError(
-                503,
+            raise PoseError(
                 "overloaded",
                 f"{self._admitted} requests are already admitted for {self.workers} worker(s); retry later",
-                headers={"Retry-After": str(self.retry_after_s())},
+                self.retry_after_s(),
             )
 
     def release(self) -> None:
