@@ -14,12 +14,11 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-from .paths import DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR, REPO_ROOT
+from service.cli import add_runtime_commands
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+from .paths import DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR, REPO_ROOT
 
 
 def _default_model_dir() -> Path:
@@ -117,51 +116,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_files(paths: list[str]) -> Iterator[Path]:
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield path
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from service.backends.detectron import DetectronBackend
-    from service.errors import ApiError
-    from service.imaging import decode_upload
-    from service.pipeline import StageClock, to_response
-    from service.postprocess import PoseConfig, estimate_pose
-    from service.settings import get_settings
-
-    settings = get_settings()
-    model_dir = Path(args.model_dir or settings.model_dir)
-    backend = DetectronBackend(model_dir, device=args.device, score_threshold=settings.score_threshold)
-    config = PoseConfig(score_threshold=settings.score_threshold)
-    failures = 0
-    for path in _image_files(args.images):
-        clock = StageClock(backend.name)
-        try:
-            image = decode_upload(path.read_bytes(), settings.max_upload_bytes, settings.max_image_pixels)
-        except (ApiError, OSError) as exc:
-            failures += 1
-            error = (
-                {"code": exc.code, "message": exc.message}
-                if isinstance(exc, ApiError)
-                else {"code": "unreadable", "message": str(exc)}
-            )
-            print(json.dumps({"file": str(path), "error": error}), flush=True)
-            continue
-        clock.lap("decode")
-        detections = backend.detect(image)
-        clock.lap("inference")
-        pose = estimate_pose(detections, (image.width, image.height), config)
-        clock.lap("postprocess")
-        response = to_response(pose, image, backend, clock.total(), None)
-        print(json.dumps({"file": str(path), **response.model_dump(exclude={"rendered_image"})}), flush=True)
-    return 1 if failures else 0
-
-
 def cmd_turntable(args: argparse.Namespace) -> int:
     from .report import write_report
     from .turntable import measure
@@ -185,28 +139,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     print(write_report(Path(args.model_dir or _default_model_dir())))
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
-    import uvicorn
-
-    from service.routers.sagemaker import find_model_dir
-
-    if args.sagemaker:
-        # Read by service.settings when uvicorn imports service.main below.
-        os.environ["POSE_SAGEMAKER"] = "true"
-        model_dir = find_model_dir(Path(args.model_root))
-        if model_dir is not None:
-            os.environ["POSE_MODEL_DIR"] = str(model_dir)
-        print(f"SageMaker contract on; model directory: {os.environ.get('POSE_MODEL_DIR', 'the default')}")
-    # SageMaker sets SAGEMAKER_BIND_TO_PORT for the containers of a serial inference pipeline.
-    default_port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")) if args.sagemaker else 8000
-    host = args.host or ("0.0.0.0" if args.sagemaker else "127.0.0.1")
-    # The same drain time as the images' CMD (docker/Dockerfile): in-flight requests finish after SIGTERM.
-    uvicorn.run("service.main:app", host=host, port=args.port or default_port, timeout_graceful_shutdown=20)
     return 0
 
 
@@ -237,11 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--write", action="store_true", help="store the metrics in model.json and rewrite report.md")
     ev.set_defaults(func=cmd_eval)
 
-    pr = sub.add_parser("predict", help="pose of each image, one JSON line each")
-    pr.add_argument("images", nargs="+", help="image files or directories")
-    pr.add_argument("--model-dir")
-    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    pr.set_defaults(func=cmd_predict)
+    add_runtime_commands(sub)  # predict, serve: the runtime's own (service/cli.py)
 
     tt = sub.add_parser("turntable", help="azimuth error on turntable photos of known yaw")
     tt.add_argument("--turntable", default=str(DEFAULT_TURNTABLE_DIR), help="directory of <car>_<NN>.jpg photos")
@@ -254,14 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--model-dir")
     rp.set_defaults(func=cmd_report)
 
-    sv = sub.add_parser("serve", help="run the HTTP service (the images' `serve` entrypoint: --sagemaker)")
-    sv.add_argument("--sagemaker", action="store_true", help="add GET /ping and POST /invocations; port 8080")
-    sv.add_argument("--host", help="bind address (default 127.0.0.1; 0.0.0.0 with --sagemaker)")
-    sv.add_argument("--port", type=int, help="default 8000; 8080 (or SAGEMAKER_BIND_TO_PORT) with --sagemaker")
-    sv.add_argument(
-        "--model-root", default="/opt/ml/model", help="with --sagemaker: serve the model unpacked here, if any"
-    )
-    sv.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from pycocotools.cocoeval import COCOeval
 from service.backends.detectron import DetectronBackend
 from service.postprocess import VIEWS, PoseConfig, estimate_pose
 from service.postprocess.labels import WHEEL_LABEL
+from service.runtime import Runtime
 
 from .data import SPLITS
 from .groundtruth import car_instance, split_coco_instances
@@ -115,6 +115,7 @@ def evaluate(
     gt = _gt_coco(coco_json, classes)
     instances = split_coco_instances(coco_json)
     pose_config = PoseConfig(score_threshold=pose_threshold)
+    runtime = Runtime(backend, pose_config)  # detections at the low AP threshold, the pose at the service's
 
     box_results: list[dict[str, Any]] = []
     mask_results: list[dict[str, Any]] = []
@@ -124,9 +125,9 @@ def evaluate(
     backend.detect_array(np.zeros((512, 512, 3), np.uint8))  # warm-up, not timed
     for image in coco_json["images"]:
         rgb = np.asarray(Image.open(split_dir / "JPEGImages" / image["file_name"]).convert("RGB"))
-        started = time.perf_counter()
-        detections = backend.detect_array(rgb)
-        latencies.append(time.perf_counter() - started)
+        result = runtime.predict(rgb)
+        detections = result.detections
+        latencies.append(result.timings_ms["inference"] / 1000.0)
         for det in detections:
             x0, y0, x1, y1 = det.box
             common = {"image_id": int(image["id"]), "category_id": classes.index(det.label), "score": det.score}
@@ -138,7 +139,7 @@ def evaluate(
         parts = instances.get(int(image["id"]), [])
         car = car_instance(parts)
         truth = estimate_pose([p.as_detection() for p in [*parts, *([car] if car else [])]], size, pose_config)
-        predicted = estimate_pose(detections, size, pose_config)
+        predicted = result.pose
         view_pairs.append((truth.view or NO_VIEW, predicted.view or NO_VIEW))
         coarse_pairs.append((truth.coarse_view or NO_VIEW, predicted.coarse_view or NO_VIEW))
 

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from service.backends.detectron import DetectronBackend
-from service.postprocess import VIEWS, PoseConfig, estimate_pose
+from service.postprocess import VIEWS, PoseConfig
+from service.runtime import Runtime
 
 STEP_DEG = 22.5
 NAME_PATTERN = re.compile(r"^(?P<car>[0-9a-f]+)_(?P<step>\d{2})\.jpe?g$", re.IGNORECASE)
@@ -35,7 +36,7 @@ def acceptable_views(azimuth: float) -> set[str]:
 
 def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_threshold: float = 0.5) -> dict[str, Any]:
     backend = DetectronBackend(model_dir, device=device, score_threshold=score_threshold)
-    config = PoseConfig(score_threshold=score_threshold)
+    runtime = Runtime(backend, PoseConfig(score_threshold=score_threshold))
     rows = []
     for path in sorted(turntable_dir.iterdir()):
         match = NAME_PATTERN.match(path.name)
@@ -43,7 +44,7 @@ def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_th
             continue
         truth = (int(match["step"]) - 1) * STEP_DEG
         rgb = np.asarray(Image.open(path).convert("RGB"))
-        pose = estimate_pose(backend.detect_array(rgb), (rgb.shape[1], rgb.shape[0]), config)
+        pose = runtime.predict(rgb).pose
         rows.append(
             {
                 "file": path.name,

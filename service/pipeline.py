@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from functools import partial
 
 from starlette.concurrency import run_in_threadpool
@@ -11,46 +10,28 @@ from starlette.concurrency import run_in_threadpool
 from .backends.base import DetectionBackend
 from .errors import ClientGone
 from .gate import BatchPolicy, DecodeLimiter, InferenceGate
-from .imaging import DecodedImage, WorkingSize, decode_upload
+from .imaging import DecodedImage
 from .metrics import STAGE_DURATION, VIEWS
-from .postprocess import PoseConfig, PoseEstimate, estimate_pose
+from .postprocess import PoseEstimate
 from .render import jpeg_data_url, render_pose
+from .runtime import Runtime, Stopwatch, working_size
 from .schemas import CarOut, ImageOut, ModelOut, PartOut, PoseResponse, WheelOut
 from .settings import Settings
 
+__all__ = ["StageClock", "batch_policy", "pose_from_upload", "to_response", "working_size"]
 
-class StageClock:
-    """Milliseconds per stage for the response, seconds per stage for Prometheus."""
+
+class StageClock(Stopwatch):
+    """The runtime's stopwatch, and seconds per stage for Prometheus (the HTTP edge's metrics)."""
 
     def __init__(self, backend: str) -> None:
+        super().__init__()
         self.backend = backend
-        self.started = time.perf_counter()
-        self._mark = self.started
-        self.timings_ms: dict[str, float] = {}
 
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        seconds = now - self._mark
-        self._mark = now
-        self.timings_ms[stage] = round(seconds * 1000.0, 2)
+    def lap(self, stage: str) -> float:
+        seconds = super().lap(stage)
         STAGE_DURATION.labels(stage=stage, backend=self.backend).observe(seconds)
-
-    def total(self) -> dict[str, float]:
-        return {**self.timings_ms, "total": round((time.perf_counter() - self.started) * 1000.0, 2)}
-
-
-# Backends without a Detectron2 config (Rekognition) get this much: Rekognition finds cars and wheels well at
-# full-HD, and a smaller upload is faster to send.
-UPSTREAM_WORKING_SIZE = WorkingSize(1080, 1920)
-
-
-def working_size(backend: DetectionBackend) -> WorkingSize | None:
-    """The pixels worth decoding for this backend: the model's own test-time resize (INPUT.MIN/MAX_SIZE_TEST)."""
-    cfg = getattr(backend, "cfg", None)
-    if cfg is None:
-        return UPSTREAM_WORKING_SIZE
-    short, long = int(cfg.INPUT.MIN_SIZE_TEST), int(cfg.INPUT.MAX_SIZE_TEST)
-    return WorkingSize(short, long) if short > 0 else None  # 0 = the model does not resize
+        return seconds
 
 
 # Images per model call when POSE_BATCH_MAX_SIZE is 0. CPU: 1, measured (docs/gpu.md: on two cores a batch
@@ -84,7 +65,8 @@ async def pose_from_upload(
     """`client_gone`: set by the admission middleware (which has then also taken this request's gate place).
     `min_confidence`: the request's view confidence floor; None takes the setting's default."""
     clock = StageClock(backend.name)
-    decode = partial(decode_upload, data, settings.max_upload_bytes, settings.max_image_pixels, working_size(backend))
+    runtime = Runtime.from_settings(backend, settings)  # the same steps as `Runtime.predict`, limited in between
+    decode = partial(runtime.decode, data)
     async with decoder.image():
         _check_client(client_gone, "queued")
         image = await decoder.decode(decode)
@@ -97,12 +79,8 @@ async def pose_from_upload(
             async with gate.slot(client_gone, admitted=client_gone is not None):
                 detections = await gate.run(lambda: backend.detect(image))
         clock.lap("inference")
-        # The pose is computed on the reduced pixels (masks and boxes line up there; every ratio it uses is
-        # scale-free); to_response maps the boxes back to the uploaded image.
-        size = (image.width, image.height)
-        floor = settings.min_confidence if min_confidence is None else min_confidence
-        config = PoseConfig(score_threshold=settings.score_threshold, min_confidence=floor)
-        pose = estimate_pose(detections, size, config)
+        # The pose is computed on the reduced pixels; to_response maps the boxes back to the uploaded image.
+        pose = runtime.pose(detections, image, min_confidence)
         clock.lap("postprocess")
         rendered = None
         if render:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from service.imaging import decode_upload
-from service.pipeline import working_size
 from service.postprocess import Detection, PoseEstimate, estimate_pose
+from service.runtime import working_size
 
 
 def detect(backend: object, path: Path) -> tuple[list[Detection], tuple[int, int]]:

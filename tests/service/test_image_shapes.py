@@ -8,8 +8,9 @@ from fastapi.testclient import TestClient
 from PIL import ImageFile
 
 from service.imaging import MAX_ASPECT_RATIO, MIN_IMAGE_SIDE, WorkingSize, decode_upload
-from service.pipeline import to_response, working_size
+from service.pipeline import to_response
 from service.postprocess import Detection, PoseConfig, estimate_pose
+from service.runtime import working_size
 from tests.service.helpers import assert_error
 from tests.service.images import car_like_array, encode, exif_rotated_jpeg
 

@@ -1,0 +1,109 @@
+"""The runtime's commands: `serve` (the HTTP service) and `predict` (poses of image files, no HTTP).
+
+The serving images run these (docker/carpose); the full `carpose` CLI (`models.cli`) adds training and
+evaluation on top and takes these two from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def _image_files(paths: list[str]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .backends.detectron import DetectronBackend
+    from .exceptions import PoseError
+    from .pipeline import to_response
+    from .runtime import Runtime
+    from .settings import get_settings
+
+    settings = get_settings()
+    model_dir = Path(args.model_dir or settings.model_dir)
+    backend = DetectronBackend(model_dir, device=args.device, score_threshold=settings.score_threshold)
+    runtime = Runtime.from_settings(backend, settings)
+    failures = 0
+    for path in _image_files(args.images):
+        try:
+            result = runtime.predict(path.read_bytes())
+        except PoseError as exc:
+            failures += 1
+            print(json.dumps({"file": str(path), "error": {"code": exc.code, "message": exc.message}}), flush=True)
+            continue
+        except OSError as exc:
+            failures += 1
+            print(json.dumps({"file": str(path), "error": {"code": "unreadable", "message": str(exc)}}), flush=True)
+            continue
+        response = to_response(result.pose, result.image, backend, result.timings_ms, None)
+        print(json.dumps({"file": str(path), **response.model_dump(exclude={"rendered_image"})}), flush=True)
+    return 1 if failures else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .routers.sagemaker import find_model_dir
+
+    if args.sagemaker:
+        # Read by service.settings when uvicorn imports service.main below.
+        os.environ["POSE_SAGEMAKER"] = "true"
+        model_dir = find_model_dir(Path(args.model_root))
+        if model_dir is not None:
+            os.environ["POSE_MODEL_DIR"] = str(model_dir)
+        print(f"SageMaker contract on; model directory: {os.environ.get('POSE_MODEL_DIR', 'the default')}")
+    # SageMaker sets SAGEMAKER_BIND_TO_PORT for the containers of a serial inference pipeline.
+    default_port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")) if args.sagemaker else 8000
+    host = args.host or ("0.0.0.0" if args.sagemaker else "127.0.0.1")
+    # The same drain time as the images' CMD (docker/Dockerfile): in-flight requests finish after SIGTERM.
+    uvicorn.run("service.main:app", host=host, port=args.port or default_port, timeout_graceful_shutdown=20)
+    return 0
+
+
+def add_runtime_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`predict` and `serve`, for this parser and for the full `carpose` CLI's."""
+    pr = sub.add_parser("predict", help="pose of each image, one JSON line each")
+    pr.add_argument("images", nargs="+", help="image files or directories")
+    pr.add_argument("--model-dir")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.set_defaults(func=cmd_predict)
+
+    sv = sub.add_parser("serve", help="run the HTTP service (the images' `serve` entrypoint: --sagemaker)")
+    sv.add_argument("--sagemaker", action="store_true", help="add GET /ping and POST /invocations; port 8080")
+    sv.add_argument("--host", help="bind address (default 127.0.0.1; 0.0.0.0 with --sagemaker)")
+    sv.add_argument("--port", type=int, help="default 8000; 8080 (or SAGEMAKER_BIND_TO_PORT) with --sagemaker")
+    sv.add_argument(
+        "--model-root", default="/opt/ml/model", help="with --sagemaker: serve the model unpacked here, if any"
+    )
+    sv.set_defaults(func=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carpose", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_runtime_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

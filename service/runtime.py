@@ -1,0 +1,103 @@
+"""The synchronous runtime: one image (upload bytes or an RGB array) -> the pose of its main car.
+
+No HTTP and no metrics here. The HTTP pipeline (`service.pipeline`) runs the same steps, `decode` and `pose`,
+with its admission and limiters between them; `carpose predict`, `carpose eval` and `carpose turntable` call
+`predict`. Failures are `PoseError`s with a stable code (the edge maps it to a status).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .backends.base import DetectionBackend
+from .exceptions import PoseError
+from .imaging import DecodedImage, WorkingSize, decode_upload
+from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose
+from .settings import Settings
+
+# Backends without a Detectron2 config (Rekognition) get this much: Rekognition finds cars and wheels well at
+# full-HD, and a smaller upload is faster to send.
+UPSTREAM_WORKING_SIZE = WorkingSize(1080, 1920)
+
+
+def working_size(backend: DetectionBackend) -> WorkingSize | None:
+    """The pixels worth decoding for this backend: the model's own test-time resize (INPUT.MIN/MAX_SIZE_TEST)."""
+    cfg = getattr(backend, "cfg", None)
+    if cfg is None:
+        return UPSTREAM_WORKING_SIZE
+    short, long = int(cfg.INPUT.MIN_SIZE_TEST), int(cfg.INPUT.MAX_SIZE_TEST)
+    return WorkingSize(short, long) if short > 0 else None  # 0 = the model does not resize
+
+
+class Stopwatch:
+    """Milliseconds per stage, and the seconds of the last lap (the HTTP edge also feeds them to Prometheus)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self._mark = self.started
+        self.timings_ms: dict[str, float] = {}
+
+    def lap(self, stage: str) -> float:
+        now = time.perf_counter()
+        seconds = now - self._mark
+        self._mark = now
+        self.timings_ms[stage] = round(seconds * 1000.0, 2)
+        return seconds
+
+    def total(self) -> dict[str, float]:
+        return {**self.timings_ms, "total": round((time.perf_counter() - self.started) * 1000.0, 2)}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    pose: PoseEstimate
+    image: DecodedImage  # the pixels the pose was computed on (`image.scale_x/y` map them to the upload)
+    detections: list[Detection]  # everything the backend found, before the pose's cleaning
+    timings_ms: dict[str, float]
+
+
+def image_from_array(rgb: np.ndarray) -> DecodedImage:
+    """An HxWx3 uint8 RGB array as the runtime's image, used at its own size (no reduction, no EXIF)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise PoseError("invalid_image", f"expected an HxWx3 uint8 RGB array, got {rgb.shape} {rgb.dtype}")
+    return DecodedImage(rgb=np.ascontiguousarray(rgb), format="ARRAY", data=b"", exif_rotated=False)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A loaded backend, the pose settings and the upload limits: everything a prediction needs."""
+
+    backend: DetectionBackend
+    config: PoseConfig = DEFAULT_CONFIG
+    max_upload_bytes: int = Settings.model_fields["max_upload_bytes"].default
+    max_image_pixels: int = Settings.model_fields["max_image_pixels"].default
+
+    @classmethod
+    def from_settings(cls, backend: DetectionBackend, settings: Settings) -> Runtime:
+        config = PoseConfig(score_threshold=settings.score_threshold, min_confidence=settings.min_confidence)
+        return cls(backend, config, settings.max_upload_bytes, settings.max_image_pixels)
+
+    def decode(self, data: bytes) -> DecodedImage:
+        """Untrusted upload bytes -> EXIF-corrected RGB at most the backend's input size (PoseError if refused)."""
+        return decode_upload(data, self.max_upload_bytes, self.max_image_pixels, working_size(self.backend))
+
+    def pose(
+        self, detections: list[Detection], image: DecodedImage, min_confidence: float | None = None
+    ) -> PoseEstimate:
+        """The pose on the image's own pixels (masks and boxes line up there; every ratio used is scale-free).
+        `min_confidence`: this call's view confidence floor; None keeps the runtime's."""
+        config = self.config if min_confidence is None else replace(self.config, min_confidence=min_confidence)
+        return estimate_pose(detections, (image.width, image.height), config)
+
+    def predict(self, image: bytes | np.ndarray, min_confidence: float | None = None) -> Prediction:
+        clock = Stopwatch()
+        decoded = self.decode(image) if isinstance(image, bytes) else image_from_array(image)
+        clock.lap("decode")
+        detections = self.backend.detect(decoded)
+        clock.lap("inference")
+        pose = self.pose(detections, decoded, min_confidence)
+        clock.lap("postprocess")
+        return Prediction(pose, decoded, detections, clock.total())
