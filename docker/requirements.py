@@ -6,6 +6,7 @@ The images install the dependencies from the same list as scripts/install.sh (no
                                                            PyTorch CPU index first)
   python docker/requirements.py --exclude sal-detectron2   all but these (the GPU image compiles upstream
                                                            detectron2 with its CUDA ops instead)
+  python docker/requirements.py --extra train              the `train` extra (the training image only)
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower()
 
 
-def requirements(pyproject: Path = PYPROJECT, only: list[str] | None = None, exclude: list[str] | None = None):
-    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+def requirements(
+    pyproject: Path = PYPROJECT, only: list[str] | None = None, exclude: list[str] | None = None, extra: str = ""
+) -> list[str]:
+    project = tomllib.loads(pyproject.read_text())["project"]
+    if extra and extra not in project.get("optional-dependencies", {}):
+        raise SystemExit(f"no [project.optional-dependencies] {extra} in {pyproject.name}")
+    deps = project["optional-dependencies"][extra] if extra else project["dependencies"]
     wanted = {_name(n) for n in only} if only else None
     dropped = {_name(n) for n in exclude or []}
     known = {_name(d) for d in deps}
@@ -44,8 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--only", nargs="+", metavar="NAME")
     group.add_argument("--exclude", nargs="+", metavar="NAME")
+    parser.add_argument("--extra", default="", metavar="NAME", help="an optional-dependencies group instead")
     args = parser.parse_args(argv)
-    sys.stdout.write("".join(f"{r}\n" for r in requirements(args.pyproject, args.only, args.exclude)))
+    sys.stdout.write("".join(f"{r}\n" for r in requirements(args.pyproject, args.only, args.exclude, args.extra)))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Installed by the `train` extra only: the runtime image does not have them.
-TRAINING_ONLY = frozenset({"models", "pycocotools", "matplotlib"})
+# Not in the serving images: the training layer, and what only the `train` extra installs.
+TRAINING_ONLY = frozenset({"models", "matplotlib"})
 POSTPROCESS_ALLOWED = frozenset(sys.stdlib_module_names) | {"numpy", "__future__"}
 
 
@@ -72,3 +74,35 @@ def test_relative_imports_are_resolved() -> None:
         (3, "torch"),
         (4, "models.config"),
     ]
+
+
+# Serving with the training layer and the `train` extra made unimportable: what the runtime images hold.
+SERVE_WITHOUT_TRAINING = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError("not in the serving image: " + name)
+sys.meta_path.insert(0, Block())
+import numpy as np
+from fastapi.testclient import TestClient
+from service.main import create_app
+from service.settings import Settings
+from tests.service.images import jpeg_bytes
+app = create_app(Settings(model_dir=sys.argv[1], device="cpu"))
+with TestClient(app) as client:
+    assert app.state.model.wait(120), app.state.model.error
+    response = client.post("/pose", files={{"image": ("car.jpg", jpeg_bytes(), "image/jpeg")}})
+    assert response.status_code == 200, response.text
+print("served")
+"""
+
+
+def test_the_runtime_serves_without_the_training_layer(tiny_model_dir: Path) -> None:
+    """What the import scan cannot see (a dependency that imports them) is caught by running it."""
+    script = SERVE_WITHOUT_TRAINING.format(blocked=set(TRAINING_ONLY))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tiny_model_dir)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0 and "served" in result.stdout, result.stderr[-3000:]

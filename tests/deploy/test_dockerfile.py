@@ -172,3 +172,24 @@ def test_requirements_script_reads_pyproject() -> None:
     ]
     with pytest.raises(SystemExit):
         requirements.requirements(exclude=["not-a-dependency"])
+
+
+def test_serving_stages_copy_the_runtime_and_the_default_model_only(stages: dict[str, h.Stage]) -> None:
+    """One-way layers: the serving images hold service/ and a model directory, never the training code."""
+    for name in RUNTIME_STAGES:
+        sources = {
+            s.rstrip("/")
+            for i in stages[name].instructions
+            if i.keyword == "COPY" and "from" not in h.copy_sources(i)[1]
+            for s in h.copy_sources(i)[0]
+        }
+        assert "service" in sources and "models/carparts_mnv2_fpn" in sources, (name, sources)
+        assert "models" not in sources, f"{name} copies the training code"
+    train = stages["gpu-train"]
+    assert "models" in {s.rstrip("/") for i in train.instructions if i.keyword == "COPY" for s in h.copy_sources(i)[0]}
+    assert any("--extra train" in i.args for i in train.instructions if i.keyword == "RUN")
+
+
+def test_the_launcher_is_the_runtime_cli_where_the_training_code_is_absent() -> None:
+    launcher = (h.REPO_ROOT / "docker" / "carpose").read_text()
+    assert "from service.cli import main" in launcher

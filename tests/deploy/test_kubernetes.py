@@ -315,7 +315,7 @@ def test_writable_dirs_of_the_image_are_emptydirs(rendered: dict[str, list[dict[
     mounted = [m["mountPath"] for m in container["volumeMounts"] if m["name"] in empty]
     gpu = next(s for s in h.dockerfile_stages() if s.name == "gpu")
     env = {n: v for i in gpu.instructions if i.keyword == "ENV" for n, v in h.env_assignments(i).items()}
-    for name in ("XDG_CACHE_HOME", "FVCORE_CACHE", "MPLCONFIGDIR"):
+    for name in ("XDG_CACHE_HOME", "FVCORE_CACHE"):
         assert any(env[name] == m or env[name].startswith(m + "/") for m in mounted), f"{name}={env[name]}"
     assert "/tmp" in mounted
 
