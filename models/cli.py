@@ -5,6 +5,8 @@ carpose eval    [--model-dir DIR] [--dataset DIR] [--split test] [--write]
 carpose predict [--model-dir DIR] IMAGE_OR_DIR ...     (one JSON line per image, the JSON of POST /pose)
 carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error on photos of known yaw)
 carpose report  [--model-dir DIR]
+carpose train-views [--model-dir DIR] [--views FILE.tsv] [--images DIR]   (learned view classifier, cross-validated)
+carpose eval --views FILE.tsv [--images DIR]   (served views against views labelled by eye)
 carpose serve   [--sagemaker] [--host HOST] [--port PORT]   (the HTTP service; --sagemaker: /ping, /invocations)
 """
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from service.cli import add_runtime_commands
 
-from .paths import DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR, REPO_ROOT
+from .paths import DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR, DEFAULT_VIEWS_FILE, REPO_ROOT
+
+DEFAULT_VIEW_IMAGES = DEFAULT_DATASET_DIR / "trainingset" / "JPEGImages"
 
 
 def _default_model_dir() -> Path:
@@ -83,11 +87,64 @@ def _evaluate_into_card(model_dir: Path, dataset: Path, split: str, device: str,
     return metrics
 
 
+def _print_view_report(title: str, report: dict | None) -> None:
+    from .view_metrics import format_confusion
+
+    if report is None:
+        return
+    print(f"\n{title}: {report['photos']} photos")
+    print(
+        f"eight-way {report['eight_way']:.1%} (strict {report['eight_way_strict']:.1%}), "
+        f"front/back/side {report['coarse']:.1%}, ECE {report['ece']:.3f}"
+    )
+    print(format_confusion(report["confusion"]))
+    print("reliability (confidence bin: photos, mean confidence, share right):")
+    for row in report["reliability"]:
+        if row["count"]:
+            print(f"  {row['bin']}: {row['count']:4d}  {row['mean_confidence']:.3f}  {row['accuracy']:.3f}")
+    floor = report["precision_97"]
+    if floor["threshold"] is None:
+        print(f"no confidence floor reaches {floor['target']:.0%} right")
+    else:
+        share = f"{floor['share']:.1%} of photos clear it"
+        print(f"confidence >= {floor['threshold']}: {floor['accuracy']:.1%} right, {share}")
+
+
+def cmd_eval_views(args: argparse.Namespace, model_dir: Path) -> int:
+    from .view_eval import evaluate_views
+
+    result = evaluate_views(model_dir, Path(args.views), Path(args.images), device=args.device)
+    if not result["view_classifier"]:
+        print("this model directory has no view classifier: the views come from the part-layout rule alone")
+    _print_view_report("photos the view classifier never trained on", result["unseen"])
+    _print_view_report(
+        "photos the view classifier TRAINED on (not held-out; its cross-validated figures are in model.json)",
+        result["seen_by_view_classifier"],
+    )
+    print(f"\n{result['seconds_per_photo'] * 1000:.0f} ms per photo; misses:")
+    for miss in result["misses"]:
+        print(f"  {miss['file']}: labelled {miss['label']}, answered {miss['view']} ({miss['confidence']:.2f})")
+    return 0
+
+
+def cmd_train_views(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .view_training import train_view_classifier
+
+    model_dir = Path(args.model_dir or _default_model_dir())
+    report = train_view_classifier(model_dir, Path(args.views), Path(args.images), device=args.device)
+    _print_view_report("held-out (cross-validated) views", report)
+    write_report(model_dir)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
     from .report import write_report
 
     model_dir = Path(args.model_dir or _default_model_dir())
+    if args.views:
+        return cmd_eval_views(args, model_dir)
     if args.write:
         metrics = _evaluate_into_card(model_dir, Path(args.dataset), args.split, args.device, args.limit)
         write_report(model_dir)
@@ -167,7 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ev.add_argument("--limit", type=int, help="first N images only")
     ev.add_argument("--write", action="store_true", help="store the metrics in model.json and rewrite report.md")
+    ev.add_argument("--views", help="TSV of views labelled by eye: evaluate the served views on those photos instead")
+    ev.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
     ev.set_defaults(func=cmd_eval)
+
+    tv = sub.add_parser("train-views", help="train the view classifier of a model directory on labelled photos")
+    tv.add_argument("--model-dir")
+    tv.add_argument("--views", default=str(DEFAULT_VIEWS_FILE), help="TSV: file name, view, acceptable alternates")
+    tv.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
+    tv.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    tv.set_defaults(func=cmd_train_views)
 
     add_runtime_commands(sub)  # predict, serve: the runtime's own (service/cli.py)
 

@@ -19,3 +19,4 @@ def _from_env(variable: str, default: Path) -> Path:
 
 DEFAULT_DATASET_DIR = _from_env("CARPOSE_DATASET_DIR", DATASETS_DIR / "car-parts")
 DEFAULT_TURNTABLE_DIR = DATASETS_DIR / "carvana-turntable"
+DEFAULT_VIEWS_FILE = _from_env("CARPOSE_VIEWS_FILE", DATASETS_DIR / "car-parts-views" / "trainingset-views.tsv")

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .evaluation import VIEW_AXIS, confusion_matrix
+from .view_metrics import format_confusion
 
 HISTORY_FILE = "train_history.json"
 LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc")
@@ -21,9 +22,19 @@ LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cl
 TARGETS: dict[str, tuple[str, float | None]] = {
     "mask AP": ("segm.AP", 40.0),
     "wheel box AP50": ("wheel_box_AP50", 90.0),
-    "view agreement, eight views": ("view_agreement.eight_way", 0.85),
-    "view agreement, eight views, at most one bin off": ("view_agreement.eight_way_within_one_bin", None),
-    "view agreement, front/back/side": ("view_agreement.coarse", 0.97),
+    # Against views derived from the annotated parts by the rule: context since the views are learned from labels.
+    "view agreement with the rule on annotated parts, eight views": ("view_agreement.eight_way", None),
+    "view agreement with the rule on annotated parts, at most one bin off": (
+        "view_agreement.eight_way_within_one_bin",
+        None,
+    ),
+    "view agreement with the rule on annotated parts, front/back/side": ("view_agreement.coarse", None),
+}
+# Targets of the learned views (issue 9), on held-out photos labelled by eye and on the turntable photos.
+VIEW_TARGETS: dict[str, tuple[str, float, bool]] = {  # name -> (key, goal, higher is better)
+    "eight-way agreement (held-out)": ("eight_way", 0.90, True),
+    "front/back/side agreement (held-out)": ("coarse", 0.98, True),
+    "expected calibration error (held-out)": ("ece", 0.05, False),
 }
 
 
@@ -111,6 +122,92 @@ def plot_confusion(metrics: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+def plot_label_confusion(report: dict[str, Any], out: Path, title: str) -> None:
+    confusion = report["confusion"]
+    matrix = np.array(confusion["counts"])
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(matrix.shape[1]), confusion["columns_predicted"], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(matrix.shape[0]), confusion["rows_labelled"], fontsize=8)
+    ax.set_xlabel("view answered")
+    ax.set_ylabel("view labelled by eye")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if count > matrix.max() / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=colour)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_reliability(report: dict[str, Any], out: Path) -> None:
+    rows = [r for r in report["reliability"] if r["count"]]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6), height_ratios=(3, 1), sharex=True)
+    centres = [r["mean_confidence"] for r in rows]
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    top.plot(centres, [r["accuracy"] for r in rows], marker="o", label="share right")
+    top.set_ylabel("share of views right")
+    top.set_title(f"Reliability (held-out), ECE {report['ece']:.3f}")
+    top.legend(fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.bar(centres, [r["count"] for r in rows], width=0.05)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("photos")
+    bottom.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def view_classifier_section(card: dict[str, Any], model_dir: Path) -> list[str]:
+    entry = card.get("view_classifier")
+    if not entry or "cross_validated" not in entry:
+        return []
+    held_out = entry["cross_validated"]
+    plot_label_confusion(held_out, model_dir / "view_label_confusion.png", "Held-out views vs labels by eye")
+    plot_reliability(held_out, model_dir / "view_reliability.png")
+    floor = held_out["precision_97"]
+    lines = [
+        "## Learned views",
+        "",
+        f"{entry['what']}. Trained on {entry['training_data']}; {entry['pretrained']}. Figures are held-out: "
+        f"{held_out['folds']}-fold cross-validation, each photo answered by a head that never saw it, with a "
+        "temperature fitted on the other folds. The crop comes from this directory's detector, which did see these "
+        "photos in training; it only supplies the car box (car box AP50 on the unseen test split is in the table "
+        "above).",
+        "",
+        "| target | goal | reached | met |",
+        "|---|---|---|---|",
+    ]
+    for name, (key, goal, higher) in VIEW_TARGETS.items():
+        value = float(held_out[key])
+        met = value >= goal if higher else value <= goal
+        shown = f"{value:.1%}" if higher else f"{value:.3f}"
+        lines.append(f"| {name} | {'>=' if higher else '<='} {goal:g} | {shown} | {'yes' if met else 'no'} |")
+    lines += [
+        "",
+        f"Strict eight-way agreement (acceptable neighbours not counted): {held_out['eight_way_strict']:.1%} of "
+        f"{held_out['photos']} photos.",
+    ]
+    if floor["threshold"] is not None:
+        lines.append(
+            f"With `min_confidence={floor['threshold']}` the eight-way view is right {floor['accuracy']:.1%} of the "
+            f"time (target {floor['target']:.0%}) and {floor['share']:.1%} of the photos clear it."
+        )
+    lines += [
+        "",
+        "![held-out confusion](view_label_confusion.png) ![reliability](view_reliability.png)",
+        "",
+        "```",
+        format_confusion(held_out["confusion"]),
+        "```",
+        "",
+    ]
+    return lines
+
+
 def write_report(model_dir: Path, notes: str = "") -> Path:
     card = json.loads((model_dir / "model.json").read_text())
     metrics = card.get("metrics")
@@ -172,6 +269,7 @@ def write_report(model_dir: Path, notes: str = "") -> Path:
                 f"{metrics['segm']['per_class_AP'].get(name, float('nan')):.1f} |"
             )
         lines += ["", "## Views", "", "![view confusion](view_confusion.png)", ""]
+    lines += view_classifier_section(card, model_dir)
     turntable = card.get("turntable")
     if turntable:
         err = turntable["azimuth_error_deg"]
@@ -183,7 +281,16 @@ def write_report(model_dir: Path, notes: str = "") -> Path:
             f"{err['within_22_5']:.0%} within 22.5 deg; eight-way view accuracy {turntable['eight_way_accuracy']:.0%} "
             "(a half-step position accepts either neighbouring view).",
             "",
+            "| target | goal | reached | met |",
+            "|---|---|---|---|",
+            f"| eight-way view | >= 95% | {turntable['eight_way_accuracy']:.1%} | "
+            f"{'yes' if turntable['eight_way_accuracy'] >= 0.95 else 'no'} |",
+            f"| median yaw error | <= 6 deg | {err['median']:.1f} deg | {'yes' if err['median'] <= 6.0 else 'no'} |",
         ]
+        if "one_car_share" in turntable:
+            share = turntable["one_car_share"]
+            lines.append(f"| `cars_detected == 1` | >= 98% | {share:.1%} | {'yes' if share >= 0.98 else 'no'} |")
+        lines.append("")
     notes = notes or str(card.get("notes", ""))
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]

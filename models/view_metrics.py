@@ -28,8 +28,11 @@ class LabelLike(Protocol):
     def alternates(self) -> tuple[str, ...]: ...
 
 
-def coarse_of(view: str) -> str:
-    return coarse_view_of(VIEWS.index(view) * VIEW_BIN_DEG)
+def coarse_views_of(view: str) -> frozenset[str]:
+    """The coarse views a view's 45-degree bin overlaps: front_left spans front (to 45) and side (from 45)."""
+    centre = VIEWS.index(view) * VIEW_BIN_DEG
+    half = VIEW_BIN_DEG / 2.0 - 1e-6
+    return frozenset({coarse_view_of(centre - half), coarse_view_of(centre + half)})
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = RELIABILITY_BINS) -> float:
@@ -82,16 +85,27 @@ def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target: flo
 
 
 def view_report(
-    predicted: Sequence[str | None], confidence: Sequence[float], labels: Sequence[LabelLike]
+    predicted: Sequence[str | None],
+    confidence: Sequence[float],
+    labels: Sequence[LabelLike],
+    predicted_coarse: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
-    """Agreement, strict agreement, coarse agreement, confusion matrix and calibration figures."""
+    """Agreement, strict agreement, coarse agreement, confusion matrix and calibration figures.
+
+    Coarse agreement: the answered coarse view (from its azimuth) is one the labelled view's bin overlaps; without
+    answered coarse views (a classifier alone has no azimuth), the answered view's bin must overlap one of them.
+    """
     shown = [p if p is not None else NO_VIEW for p in predicted]
+    if predicted_coarse is None:
+        answered = [coarse_views_of(p) if p != NO_VIEW else frozenset() for p in shown]
+    else:
+        answered = [frozenset({c}) if c is not None else frozenset() for c in predicted_coarse]
     ok = np.array([p == lab.view or p in lab.alternates for p, lab in zip(shown, labels, strict=True)])
     strict = np.array([p == lab.view for p, lab in zip(shown, labels, strict=True)])
     coarse_ok = np.array(
         [
-            p != NO_VIEW and coarse_of(p) in {coarse_of(v) for v in (lab.view, *lab.alternates)}
-            for p, lab in zip(shown, labels, strict=True)
+            bool(coarse & frozenset().union(*(coarse_views_of(v) for v in (lab.view, *lab.alternates))))
+            for coarse, lab in zip(answered, labels, strict=True)
         ]
     )
     matrix = np.zeros((len(VIEWS), len(VIEW_AXIS)), dtype=int)

@@ -152,7 +152,7 @@ def build_features(
 
 def train_head(features: np.ndarray, labels: np.ndarray, recipe: HeadRecipe) -> ViewHead:
     torch.manual_seed(recipe.seed)
-    head = ViewHead(channels=recipe.channels, dropout=recipe.dropout)
+    head = ViewHead(channels=recipe.channels, grid=features.shape[-1], dropout=recipe.dropout)
     optimiser = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(len(features) / recipe.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -247,7 +247,7 @@ def export_view_classifier(
         "crop_size": spec.size,
         "context": spec.context,
         "temperature": round(temperature, 4),
-        "head": {"channels": recipe.channels, "dropout": recipe.dropout},
+        "head": {"channels": recipe.channels, "grid": head.grid, "dropout": recipe.dropout},
         **card_entry,
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")

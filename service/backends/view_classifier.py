@@ -76,6 +76,7 @@ class ViewHead(nn.Module):
 
     def __init__(self, channels: int = 32, grid: int = 7, dropout: float = 0.3) -> None:
         super().__init__()
+        self.grid = grid  # the trunk's output side: crop size / 32
         self.reduce = nn.Sequential(nn.Dropout(dropout / 2.0), nn.Conv2d(TRUNK_CHANNELS, channels, 1), nn.ReLU())
         self.classify = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * grid * grid, len(VIEWS)))
 
