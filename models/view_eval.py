@@ -1,6 +1,6 @@
 """`carpose eval --views FILE.tsv`: the served pipeline's views against views labelled by eye.
 
-Runs exactly what `POST /pose` runs (detector, view classifier, pose) on every labelled photo and reports
+Runs exactly what `POST /pose` runs (`Runtime.predict` on the file's bytes) (detector, view classifier, pose) on every labelled photo and reports
 agreement, the confusion matrix and calibration (`view_metrics.view_report`). Photos that trained the view
 classifier are reported apart: figures on them are not held-out; the held-out figures of the shipped classifier
 are its cross-validated ones in model.json.
@@ -14,22 +14,22 @@ from typing import Any
 
 from service.backends.detectron import DetectronBackend
 from service.backends.view_classifier import MODEL_CARD_KEY
-from service.postprocess import PoseConfig, estimate_pose
+from service.postprocess import PoseConfig
+from service.runtime import Runtime
 
 from .view_metrics import view_report
-from .view_training import iter_labelled, load_rgb, read_view_labels
+from .view_training import iter_labelled, read_view_labels
 
 
 def evaluate_views(model_dir: Path, labels_path: Path, image_dir: Path, device: str = "auto") -> dict[str, Any]:
     backend = DetectronBackend(model_dir, device=device)
-    config = PoseConfig(score_threshold=backend.score_threshold)
+    runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold))
     entry = backend.card.extra.get(MODEL_CARD_KEY) or {}
     trained_on = set(entry.get("training_photos", []))
     rows = []
     started = time.perf_counter()
     for path, label in iter_labelled(read_view_labels(labels_path), image_dir):
-        rgb = load_rgb(path)
-        pose = estimate_pose(backend.detect_array(rgb), (rgb.shape[1], rgb.shape[0]), config)
+        pose = runtime.predict(path.read_bytes()).pose  # decoded as POST /pose decodes uploads
         rows.append({"file": path.name, "label": label, "pose": pose, "seen": path.name in trained_on})
     elapsed = time.perf_counter() - started
 
