@@ -1,9 +1,9 @@
 """`carpose eval --views FILE.tsv`: the served pipeline's views against views labelled by eye.
 
-Runs exactly what `POST /pose` runs (`Runtime.predict` on the file's bytes) (detector, view classifier, pose) on every labelled photo and reports
-agreement, the confusion matrix and calibration (`view_metrics.view_report`). Photos that trained the view
-classifier are reported apart: figures on them are not held-out; the held-out figures of the shipped classifier
-are its cross-validated ones in model.json.
+Runs exactly what `POST /pose` runs (`Runtime.predict` on each photo's bytes: decode, detector, view classifier,
+pose) and reports agreement, the confusion matrix and calibration (`view_metrics.view_report`). Photos that trained
+the view classifier are reported apart: figures on them are not held-out; the held-out figures of the shipped
+classifier are its cross-validated ones in model.json.
 """
 
 from __future__ import annotations
