@@ -1,13 +1,15 @@
-"""FastAPI dependencies: settings, the loaded model, the inference gates, the Rekognition backend."""
+"""FastAPI dependencies: settings, the loaded model, each registered backend and its inference gate."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from fastapi import Request
 
+from .backends.base import DetectionBackend
 from .backends.detectron import DetectronBackend
-from .backends.rekognition import RekognitionBackend
+from .backends.registry import BackendSpec
 from .exceptions import PoseError
 from .gate import DecodeLimiter, InferenceGate
 from .model_state import ModelState
@@ -47,20 +49,27 @@ def get_decoder(request: Request) -> DecodeLimiter:
     return decoder
 
 
-def get_rekognition(request: Request) -> RekognitionBackend:
-    backend: RekognitionBackend | None = getattr(request.app.state, "rekognition", None)
-    if backend is None:
-        raise PoseError(
-            "backend_disabled",
-            "the Amazon Rekognition backend is disabled; set POSE_REKOGNITION_ENABLED=true (and give the service "
-            "AWS credentials) to enable POST /pose/rekognition",
-        )
-    return backend
+def backend_of(spec: BackendSpec) -> Callable[[Request], DetectionBackend]:
+    """The dependency that gives a registered backend: the loaded local model, or the one built at startup."""
+
+    def get_backend(request: Request) -> DetectionBackend:
+        if spec.local_model:
+            return require_model(get_model_state(request))
+        backend: DetectionBackend | None = request.app.state.backends.get(spec.name)
+        if backend is None:
+            message = f"the {spec.label} backend is disabled; {spec.enable_hint} to enable POST {spec.route}"
+            raise PoseError("backend_disabled", message)
+        return backend
+
+    return get_backend
 
 
-def get_rekognition_gate(request: Request) -> InferenceGate:
-    gate: InferenceGate = request.app.state.rekognition_gate
-    return gate
+def gate_of(spec: BackendSpec) -> Callable[[Request], InferenceGate]:
+    def get_backend_gate(request: Request) -> InferenceGate:
+        gate: InferenceGate = getattr(request.app.state, spec.gate)
+        return gate
+
+    return get_backend_gate
 
 
 def get_client_gone(request: Request) -> asyncio.Event | None:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from .backends.rekognition import REKOGNITION_WORKERS, RekognitionBackend
+from .backends.registry import BACKENDS, spec_named
 from .drain import install_drain_on_sigterm
 from .errors import ERROR_CODES, install_error_handlers
 from .gate import DecodeLimiter, InferenceGate
@@ -22,7 +22,7 @@ from .middleware import (
     SecurityHeadersMiddleware,
 )
 from .model_state import ModelState
-from .routers import health, pose, rekognition, sagemaker, web
+from .routers import backends, health, pose, sagemaker, web
 from .routers.web import STATIC_DIR
 from .settings import Settings, get_settings
 
@@ -43,16 +43,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.gate = InferenceGate(settings.inference_workers, settings.max_queue, name="detectron2")
-        # A gate of its own: slow upstream calls must not hold the Detectron2 slots, nor the reverse.
-        app.state.rekognition_gate = InferenceGate(REKOGNITION_WORKERS, settings.max_queue, name="rekognition")
+        # A gate per backend: one backend's slow calls must not hold another's slots.
+        gates = [InferenceGate(spec.workers(settings), settings.max_queue, name=spec.name) for spec in BACKENDS]
+        for spec, gate in zip(BACKENDS, gates, strict=True):
+            setattr(app.state, spec.gate, gate)
         app.state.decoder = DecodeLimiter(settings.decode_workers, settings.max_decoded_images)
-        app.state.rekognition = RekognitionBackend(settings) if settings.rekognition_enabled else None
+        app.state.backends = {spec.name: spec.build(settings) for spec in BACKENDS if not spec.local_model}
         app.state.model.start()
-        install_drain_on_sigterm([app.state.gate, app.state.rekognition_gate], settings.drain_timeout_s)
+        install_drain_on_sigterm(gates, settings.drain_timeout_s)
         yield
-        app.state.gate.shutdown()
-        app.state.rekognition_gate.shutdown()
+        for gate in gates:
+            gate.shutdown()
         app.state.decoder.shutdown()
 
     # FastAPIOffline serves the Swagger UI / ReDoc assets from its wheel: /docs works without internet access.
@@ -60,8 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.model = ModelState(settings)
     install_error_handlers(app)
-    app.include_router(pose.router)
-    app.include_router(rekognition.router)
+    app.include_router(pose.pose_router(BACKENDS))
+    app.include_router(backends.router)
     app.include_router(health.router)
     app.include_router(web.router)
     if settings.sagemaker:  # `carpose serve --sagemaker`, the image's `serve`
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_timeout_s=settings.body_timeout_s,
         refusal_delay_s=settings.refusal_delay_s,
         max_uploads=settings.max_uploads,
-        gates={**POSE_GATES, "/invocations": "gate"} if settings.sagemaker else POSE_GATES,
+        gates={**POSE_GATES, "/invocations": spec_named("detectron2").gate} if settings.sagemaker else POSE_GATES,
     )
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

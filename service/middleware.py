@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .backends.registry import BACKENDS
 from .dependencies import require_model
 from .errors import CLIENT_DISCONNECTED, error_body, http_headers, http_status
 from .exceptions import PoseError
@@ -142,9 +143,11 @@ async def send_error(send: Send, status: int, code: str, message: str, headers: 
 # hundred stalled connections (slowloris) must not lock everyone out until their body timeout.
 STALLED_UPLOAD_S = 2.0
 
-# POST routes that carry an image, and the app.state attribute of the gate that admits them ("gate" is the
-# Detectron2 model's: those routes also need the model loaded). main.py adds /invocations when it is served.
-POSE_GATES = {"/pose": "gate", "/pose/rekognition": "rekognition_gate"}
+# POST routes that carry an image, and the app.state attribute of the gate that admits them, from the backend
+# registry. main.py adds /invocations (the local model's gate) when it is served.
+POSE_GATES = {spec.route: spec.gate for spec in BACKENDS}
+# Gates of backends that need the local model: their routes are refused while it is not loaded.
+LOCAL_MODEL_GATES = frozenset(spec.gate for spec in BACKENDS if spec.local_model)
 
 
 class BodyTimeout(Exception):
@@ -200,7 +203,7 @@ class AdmissionMiddleware:
         return True
 
     def _check(self, scope: Scope, app_state: Any, gate: InferenceGate) -> None:
-        if self.gates[scope["path"]] == "gate":
+        if self.gates[scope["path"]] in LOCAL_MODEL_GATES:
             require_model(app_state.model)
         gate.check()
         if self.uploading >= self.max_uploads and not self._evict_a_stalled_upload():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .backends.registry import BACKEND_NAMES, BACKENDS, BackendSpec, spec_named
 from .errors import ERROR_CODES
 from .postprocess.vocabulary import COARSE_VIEWS, REASONS, VIEWS
 
@@ -14,6 +16,7 @@ from .postprocess.vocabulary import COARSE_VIEWS, REASONS, VIEWS
 View = Literal[VIEWS]  # type: ignore[valid-type]
 CoarseView = Literal[COARSE_VIEWS]  # type: ignore[valid-type]
 Reason = Literal[REASONS]  # type: ignore[valid-type]
+BackendName = Literal[BACKEND_NAMES]  # type: ignore[valid-type]
 BoxXYXY = tuple[float, float, float, float]
 
 
@@ -44,6 +47,28 @@ class ModelOut(BaseModel):
     version: str
 
 
+class QualityOut(BaseModel):
+    """Is the photo usable? Measured on the main car at the working size; thresholds are POSE_QUALITY_* settings."""
+
+    ok: bool = Field(description="All verdicts true: in_frame, large_enough, sharp, exposure_ok")
+    in_frame: bool = Field(description="The car is not cut off by the image border")
+    cut_sides: list[Literal["left", "right", "top", "bottom"]] = Field(
+        description="Image borders that cut the car (its box within POSE_QUALITY_EDGE_TOLERANCE and mask pixels there)"
+    )
+    car_fraction: float = Field(ge=0, le=1, description="Car box area / image area")
+    large_enough: bool = Field(description="car_fraction >= POSE_QUALITY_MIN_CAR_FRACTION")
+    sharpness: float = Field(
+        ge=0, description="Variance of the 3x3 Laplacian of the car region's luminance (0-255), long side <= 256 px"
+    )
+    sharp: bool = Field(description="sharpness >= POSE_QUALITY_MIN_SHARPNESS")
+    brightness: float = Field(ge=0, le=1, description="Mean luminance of the car region, 0-1")
+    clipped_fraction: float = Field(ge=0, le=1, description="Share of the car region's pixels that are black or white")
+    exposure_ok: bool = Field(
+        description="brightness within POSE_QUALITY_MIN/MAX_BRIGHTNESS and clipped_fraction <= "
+        "POSE_QUALITY_MAX_CLIPPED_FRACTION"
+    )
+
+
 class PoseResponse(BaseModel):
     view: View | None = Field(description="Side of the car facing the camera; null when no pose could be given")
     coarse_view: CoarseView | None = Field(description="front/back/side")
@@ -61,12 +86,13 @@ class PoseResponse(BaseModel):
     wheels: list[WheelOut]
     parts: list[PartOut]
     image: ImageOut
-    backend: Literal["detectron2", "rekognition"]
+    backend: BackendName
     model: ModelOut
     timings_ms: dict[str, float] = Field(
         description="Milliseconds per stage: decode, inference, postprocess, render, total"
     )
     rendered_image: str | None = Field(None, description="data:image/jpeg;base64 annotated image with ?render=true")
+    quality: QualityOut | None = Field(None, description="Photo quality verdicts; null when no car was found")
 
     model_config = {
         "json_schema_extra": {
@@ -93,6 +119,18 @@ class PoseResponse(BaseModel):
                         "total": 245.0,
                     },
                     "rendered_image": None,
+                    "quality": {
+                        "ok": True,
+                        "in_frame": True,
+                        "cut_sides": [],
+                        "car_fraction": 0.46,
+                        "large_enough": True,
+                        "sharpness": 812.4,
+                        "sharp": True,
+                        "brightness": 0.43,
+                        "clipped_fraction": 0.02,
+                        "exposure_ok": True,
+                    },
                 }
             ]
         }
@@ -137,15 +175,22 @@ def error_responses(codes: list[str]) -> dict[int | str, dict[str, object]]:
     }
 
 
-# Codes any route answers, and those of the image routes; Rekognition's upstream_* are its route's alone.
+# Codes any route answers; every image route answers the rest, but those a backend claims as its own
+# (`BackendSpec.own_error_codes`: Rekognition's upstream_*, the local model's model_loading, ...).
 GENERAL_CODES = ["not_found", "method_not_allowed", "internal_error"]
-IMAGE_ROUTE_CODES = [
-    code
-    for code in ERROR_CODES
-    if not code.startswith("upstream_") and code not in {*GENERAL_CODES, "backend_disabled"}
-] + ["internal_error"]
-POSE_CODES = IMAGE_ROUTE_CODES
-REKOGNITION_CODES = [c for c in IMAGE_ROUTE_CODES if c not in {"model_loading", "model_unavailable"}] + [
-    c for c in ERROR_CODES if c.startswith("upstream_") or c == "backend_disabled"
-]
+
+
+def _owns(spec: BackendSpec, code: str) -> bool:
+    return any(fnmatch(code, pattern) for pattern in spec.own_error_codes)
+
+
+def route_codes(spec: BackendSpec) -> list[str]:
+    """The error codes a backend's pose route can answer."""
+    claimed = {code for other in BACKENDS for code in ERROR_CODES if _owns(other, code)}
+    shared = [code for code in ERROR_CODES if code not in {*GENERAL_CODES, *claimed}]
+    return shared + [code for code in ERROR_CODES if _owns(spec, code)] + ["internal_error"]
+
+
+POSE_CODES = route_codes(spec_named("detectron2"))
+REKOGNITION_CODES = route_codes(spec_named("rekognition"))
 ERROR_RESPONSES = error_responses(POSE_CODES)

@@ -1,20 +1,20 @@
-"""POST /pose: the Detectron2 backend."""
+"""The pose routes: one per registered backend (`service.backends.registry`), all built by `pose_route`."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the route's annotations at runtime, and they name
+# dependencies built for each backend in `add_pose_route` (locals a string annotation could not reach).
 import asyncio
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
-from ..backends.detectron import DetectronBackend
-from ..dependencies import get_client_gone, get_decoder, get_detectron, get_gate, get_settings
+from ..backends.base import DetectionBackend
+from ..backends.registry import BACKENDS, BackendSpec
+from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
 from ..gate import DecodeLimiter, InferenceGate
 from ..pipeline import pose_from_upload
-from ..schemas import ERROR_RESPONSES, PoseResponse
+from ..schemas import PoseResponse, error_responses, route_codes
 from ..settings import Settings
-
-router = APIRouter(tags=["pose"])
 
 IMAGE_FIELD_DESCRIPTION = "Car photo: JPEG, PNG or WebP (EXIF orientation is applied)"
 RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, wheel line and pose"
@@ -29,23 +29,37 @@ async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
     return await upload.read(settings.max_upload_bytes + 1)
 
 
-@router.post(
-    "/pose",
-    response_model=PoseResponse,
-    responses=ERROR_RESPONSES,
-    summary="Pose of the main car in a photo (Detectron2 car-parts model)",
-)
-async def pose(
-    request: Request,
-    image: Annotated[UploadFile, File(description=IMAGE_FIELD_DESCRIPTION)],
-    settings: Annotated[Settings, Depends(get_settings)],
-    backend: Annotated[DetectronBackend, Depends(get_detectron)],
-    gate: Annotated[InferenceGate, Depends(get_gate)],
-    decoder: Annotated[DecodeLimiter, Depends(get_decoder)],
-    client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
-    render: Annotated[bool, Query(description=RENDER_DESCRIPTION)] = False,
-    min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description=MIN_CONFIDENCE_DESCRIPTION)] = None,
-) -> PoseResponse:
-    request.state.backend = backend.name
-    data = await read_upload(image, settings)
-    return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
+def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
+    """POST `spec.route`: an uploaded photo through this backend and the shared pipeline."""
+
+    async def pose(
+        request: Request,
+        image: Annotated[UploadFile, File(description=IMAGE_FIELD_DESCRIPTION)],
+        settings: Annotated[Settings, Depends(get_settings)],
+        backend: Annotated[DetectionBackend, Depends(backend_of(spec))],
+        gate: Annotated[InferenceGate, Depends(gate_of(spec))],
+        decoder: Annotated[DecodeLimiter, Depends(get_decoder)],
+        client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
+        render: Annotated[bool, Query(description=RENDER_DESCRIPTION)] = False,
+        min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description=MIN_CONFIDENCE_DESCRIPTION)] = None,
+    ) -> PoseResponse:
+        request.state.backend = backend.name
+        data = await read_upload(image, settings)
+        return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
+
+    pose.__name__ = "pose" if spec.local_model else f"pose_{spec.name}"  # OpenAPI operation ids stay as they were
+    router.add_api_route(
+        spec.route,
+        pose,
+        methods=["POST"],
+        response_model=PoseResponse,
+        responses=error_responses(route_codes(spec)),
+        summary=spec.summary,
+    )
+
+
+def pose_router(specs: Sequence[BackendSpec] = BACKENDS) -> APIRouter:
+    router = APIRouter(tags=["pose"])
+    for spec in specs:
+        add_pose_route(router, spec)
+    return router

@@ -5,11 +5,9 @@
 
 (function () {
   const DEFAULT_MAX_UPLOAD_BYTES = 10_000_000;
-  const DETECTRON = { name: "detectron2", enabled: true, route: "/pose" };
-  const BACKEND_LABELS = {
-    detectron2: "Detectron2 (this server's model)",
-    rekognition: "Amazon Rekognition",
-  };
+  const DETECTRON = { name: "detectron2", enabled: true, route: "/pose", label: "Detectron2 (this server's model)" };
+  // What to call each backend: the server says so in GET /backends (its registry); the local model is always there.
+  const BACKEND_LABELS = { [DETECTRON.name]: DETECTRON.label };
 
   const VIEW_WORDS = {
     front: "Front",
@@ -115,6 +113,7 @@
     const usable = backends.filter((b) => b && b.enabled === true && isSameOriginPath(b.route));
     if (!usable.some((b) => b.name === DETECTRON.name)) usable.unshift(DETECTRON);
     for (const backend of usable) {
+      if (typeof backend.label === "string" && backend.label) BACKEND_LABELS[backend.name] = backend.label;
       const option = el("option", BACKEND_LABELS[backend.name] || words(backend.name));
       option.value = String(backend.name);
       option.dataset.route = backend.route;

@@ -367,8 +367,10 @@ def test_backends_disabled(make_client: AppFactory) -> None:
     assert [b["name"] for b in body["backends"]] == ["detectron2", "rekognition"]
     detectron, rekognition = body["backends"]
     assert detectron["enabled"] is True and detectron["route"] == "/pose" and detectron["pose"] == "full"
+    assert detectron["label"] == "Detectron2 (this server's model)"
     assert rekognition == {
         "name": "rekognition",
+        "label": "Amazon Rekognition",
         "enabled": False,
         "ready": False,
         "route": "/pose/rekognition",
