@@ -25,6 +25,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ class Row:
     clients: int
     seconds: float
     latencies: list[float] = field(default_factory=list)
-    errors: int = 0
+    errors: Counter[str] = field(default_factory=Counter)  # status (or "transport") -> count, in the window
     images_per_call: float = float("nan")
     truncated: bool = False  # some requests were still running at the window's end after a whole window
 
@@ -70,7 +71,7 @@ async def closed_loop(port: int, raw: bytes, clients: int, warmup_s: float, seco
                     if response is not None and response.status == 200:
                         row.latencies.append(done - sent)
                     else:
-                        row.errors += 1
+                        row.errors["transport" if response is None else str(response.status)] += 1
                 if response is None:
                     await asyncio.sleep(0.05)
             if time.perf_counter() - end > seconds:
@@ -148,10 +149,14 @@ def print_table(rows: list[Row]) -> None:
         mark = " *" if r.truncated else ""
         print(
             f"{r.batch:>9} {r.clients:>7} {r.throughput:>7.2f} {r.pct(50):>8.0f} {r.pct(95):>8.0f} "
-            f"{r.images_per_call:>8.2f} {len(r.latencies):>7} {r.errors:>6}{mark}"
+            f"{r.images_per_call:>8.2f} {len(r.latencies):>7} {errors(r.errors):>6}{mark}"
         )
     if any(r.truncated for r in rows):
         print("* requests outlasted the window: their latencies are not in p50/p95 (longer --seconds to see them)")
+
+
+def errors(counts: Counter[str]) -> str:
+    return " ".join(f"{status}:{n}" for status, n in sorted(counts.items())) or "0"
 
 
 def ints(text: str) -> list[int]:

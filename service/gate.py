@@ -190,11 +190,12 @@ class InferenceGate:
                 await asyncio.wait({waiter.future, gone}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 gone.cancel()
-            if waiter in self._pending:  # left before its batch formed: it never reaches the model
-                self._pending.remove(waiter)
+            if waiter in self._pending or waiter.future.cancelled():  # left before its batch formed
+                if waiter in self._pending:
+                    self._pending.remove(waiter)
                 waiter.future.cancel()
                 QUEUE_DEPTH.labels(backend=self.name).set(self.waiting)
-                raise ClientGone("queued")
+                raise ClientGone("queued")  # it never reaches the model
             return await waiter.future  # already in a model call: that call finishes either way
         finally:
             if not admitted:
