@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -24,7 +26,7 @@ from .middleware import (
 from .model_state import ModelState
 from .routers import backends, health, pose, sagemaker, web
 from .routers.web import STATIC_DIR
-from .settings import Settings, get_settings
+from .settings import REPO_ROOT, Settings, get_settings
 
 DESCRIPTION = """
 Tells, from one photo, how a car is positioned: which side faces the camera (eight views), its yaw
@@ -35,6 +37,18 @@ Errors are always `{"error": {"code": "...", "message": "..."}}`; every code the
 | status | code | when |
 |---|---|---|
 """ + "\n".join(f"| {e.status} | `{code}` | {e.when} |" for code, e in ERROR_CODES.items())
+
+
+def app_version() -> str:
+    """The package's version (pyproject.toml, stated once): from the installed metadata, or from pyproject.toml
+    itself where the code runs uninstalled (the images put /app on PYTHONPATH)."""
+    try:
+        return version("carpose")
+    except PackageNotFoundError:
+        match = re.search(r'^version = "([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text(), flags=re.M)
+        if match is None:
+            raise
+        return match.group(1)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.decoder.shutdown()
 
     # FastAPIOffline serves the Swagger UI / ReDoc assets from its wheel: /docs works without internet access.
-    app = FastAPIOffline(title="carpose", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(title="carpose", version=app_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.model = ModelState(settings)
     install_error_handlers(app)

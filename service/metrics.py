@@ -57,9 +57,19 @@ UPSTREAM_ERRORS = Counter(
 )
 
 
+# The series each metric type exposes (the text format's names; `_created` is prometheus_client's own).
+EXPOSED_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("", "_sum", "_count", "_created"),
+    "info": ("_info",),
+}
+
+
 def exported_metric_names() -> set[str]:
     """Names as Prometheus sees them (histograms add _bucket/_sum/_count, counters _total)."""
     names: set[str] = set()
-    for collector in list(REGISTRY._collector_to_names):
-        names.update(REGISTRY._collector_to_names[collector])
+    for metric in REGISTRY.collect():
+        names.add(metric.name)  # the family name, as prometheus_client registers it
+        names.update(metric.name + suffix for suffix in EXPOSED_SUFFIXES.get(metric.type, ()))
     return names

@@ -25,6 +25,18 @@ MULTIPART_ENVELOPE_BYTES = 64 * 1024
 POSE_ROUTE_PREFIX = "/pose"
 
 
+def route_label(scope: Scope) -> str:
+    """The route's path template: bounded label values, whatever the clients send."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    # FastAPI serves its OpenAPI document without a route object in the scope.
+    app = scope.get("app")
+    if app is not None and scope.get("path") == getattr(app, "openapi_url", None):
+        return str(scope["path"])
+    return "unmatched"
+
+
 class RequestMetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,11 +66,10 @@ class RequestMetricsMiddleware:
         finally:
             if counts_in_flight:
                 IN_FLIGHT.dec()
-            route = scope.get("route")
             backend = scope.get("state", {}).get("backend", "none")
             # Nothing sent: a crash is a 500; otherwise the client left first (nginx's 499), not a server error.
             label = str(status) if status else "500" if failed else "499"
-            REQUEST_DURATION.labels(route=getattr(route, "path", "unmatched"), backend=backend, status=label).observe(
+            REQUEST_DURATION.labels(route=route_label(scope), backend=backend, status=label).observe(
                 time.perf_counter() - started
             )
 

@@ -49,12 +49,12 @@ def render_pose(rgb: np.ndarray, pose: PoseEstimate) -> np.ndarray:
     if pose.wheel_line is not None:
         (ax, ay), (bx, by) = pose.wheel_line
         cv2.line(canvas, _pt(ax, ay, scale), _pt(bx, by, scale), LINE_COLOR, thickness + 1, cv2.LINE_AA)
-    caption = _caption(pose)
-    (text_w, text_h), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+    text = caption(pose)
+    (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
     cv2.rectangle(canvas, (0, 0), (text_w + 12, text_h + baseline + 12), (0, 0, 0), -1)
     cv2.putText(
         canvas,
-        caption,
+        text,
         (6, text_h + 6),
         cv2.FONT_HERSHEY_SIMPLEX,
         font_scale,
@@ -65,12 +65,12 @@ def render_pose(rgb: np.ndarray, pose: PoseEstimate) -> np.ndarray:
     return canvas
 
 
-def _caption(pose: PoseEstimate) -> str:
+def caption(pose: PoseEstimate) -> str:
     if pose.view is None and pose.coarse_view is None:
         return f"no pose: {pose.reason}"
     parts = [f"view {pose.view or pose.coarse_view}"]
     if pose.azimuth_deg is not None:
-        parts.append(f"yaw {pose.azimuth_deg:.0f} deg")
+        parts.append(f"yaw {round(pose.azimuth_deg) % 360} deg")  # 359.8 is yaw 0, never 360
     if pose.tilt_deg is not None:
         parts.append(f"tilt {pose.tilt_deg:+.1f} deg")
     return ", ".join(parts)

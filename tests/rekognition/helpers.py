@@ -25,12 +25,6 @@ def image_bytes(width: int = 320, height: int = 240, fmt: str = "JPEG", noise: b
     return buffer.getvalue()
 
 
-def exif_rotated_jpeg(width: int, height: int, orientation: int) -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    return image_bytes(width, height, "JPEG", exif=exif.tobytes())
-
-
 def bounding_box(box: RatioBox) -> dict[str, float]:
     left, top, right, bottom = box
     return {"Width": right - left, "Height": bottom - top, "Left": left, "Top": top}

@@ -15,8 +15,9 @@ from service.backends.rekognition import (
     prepare_image,
 )
 from service.imaging import DecodedImage, decode_upload
+from tests.service.images import exif_rotated_jpeg
 
-from .helpers import custom_labels_body, detect_labels_body, exif_rotated_jpeg, image_bytes
+from .helpers import custom_labels_body, detect_labels_body, image_bytes
 from .stand_in import IMAGE_MAX_BYTES
 
 

@@ -10,13 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.metrics import REGISTRY
+from tests.service.images import exif_rotated_jpeg
 
 from .conftest import AppFactory
 from .helpers import (
     ARN,
     custom_labels_body,
     detect_labels_body,
-    exif_rotated_jpeg,
     image_bytes,
     pixels,
 )

@@ -89,9 +89,10 @@ def test_render_adds_a_jpeg_data_url_of_the_image(client: TestClient) -> None:
 
 
 def test_render_false_is_the_default(client: TestClient) -> None:
-    response = post_image(client, jpeg_bytes(), "car.jpg", "image/jpeg", render="false")
+    response = post_image(client, jpeg_bytes(), "car.jpg", "image/jpeg")  # no `render` parameter at all
     assert response.status_code == 200
     assert response.json()["rendered_image"] is None
+    assert "render" not in response.json()["timings_ms"]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.metrics import REGISTRY
 from service.postprocess import MODEL_CLASSES
 from tests.service.images import jpeg_bytes
 
@@ -82,3 +83,10 @@ def test_docs_page(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "swagger" in response.text.lower()
+
+
+def test_the_openapi_document_is_its_own_route_in_the_metrics(client: TestClient) -> None:
+    labels = {"route": "/openapi.json", "backend": "none", "status": "200"}
+    before = REGISTRY.get_sample_value("carpose_request_duration_seconds_count", labels) or 0.0
+    assert client.get("/openapi.json").status_code == 200
+    assert REGISTRY.get_sample_value("carpose_request_duration_seconds_count", labels) == before + 1

@@ -63,6 +63,15 @@ def test_pose_request_is_multipart_with_image_and_render(openapi: dict) -> None:
     assert bounds and bounds[0]["minimum"] == 0.0 and bounds[0]["maximum"] == 1.0
 
 
-def test_operational_routes_are_documented(openapi: dict) -> None:
-    for path in ("/healthz", "/readyz", "/model", "/metrics"):
-        assert "get" in openapi["paths"][path], path
+def test_operational_routes_are_documented_with_their_models(openapi: dict) -> None:
+    models = {"/healthz": "HealthResponse", "/readyz": "HealthResponse", "/model": "ModelInfoResponse"}
+    models["/backends"] = "BackendsResponse"
+    for path, model in models.items():
+        schema = openapi["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}, path
+    assert "get" in openapi["paths"]["/metrics"]
+
+
+def test_the_documented_version_is_the_packages(openapi: dict) -> None:
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert f'version = "{openapi["info"]["version"]}"' in pyproject
