@@ -49,7 +49,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             failures += 1
             print(json.dumps({"file": str(path), "error": {"code": "unreadable", "message": str(exc)}}), flush=True)
             continue
-        response = to_response(result.pose, result.image, backend, result.timings_ms, None)
+        response = to_response(result.pose, result.image, backend, result.timings_ms, None, result.quality)
         print(json.dumps({"file": str(path), **response.model_dump(exclude={"rendered_image"})}), flush=True)
     return 1 if failures else 0
 

@@ -13,9 +13,10 @@ from .gate import BatchPolicy, DecodeLimiter, InferenceGate
 from .imaging import DecodedImage
 from .metrics import STAGE_DURATION, VIEWS
 from .postprocess import PoseEstimate
+from .quality import Quality
 from .render import jpeg_data_url, render_pose
 from .runtime import Runtime, Stopwatch, working_size
-from .schemas import CarOut, ImageOut, ModelOut, PartOut, PoseResponse, WheelOut
+from .schemas import CarOut, ImageOut, ModelOut, PartOut, PoseResponse, QualityOut, WheelOut
 from .settings import Settings
 
 __all__ = ["StageClock", "batch_policy", "pose_from_upload", "to_response", "working_size"]
@@ -81,13 +82,14 @@ async def pose_from_upload(
         clock.lap("inference")
         # The pose is computed on the reduced pixels; to_response maps the boxes back to the uploaded image.
         pose = runtime.pose(detections, image, min_confidence)
+        quality = runtime.quality(image, pose)
         clock.lap("postprocess")
         rendered = None
         if render:
             rendered = await run_in_threadpool(lambda: jpeg_data_url(render_pose(image.rgb, pose)))
             clock.lap("render")
     VIEWS.labels(view=pose.view or "none", backend=backend.name).inc()
-    return to_response(pose, image, backend, clock.total(), rendered)
+    return to_response(pose, image, backend, clock.total(), rendered, quality)
 
 
 def to_response(
@@ -96,6 +98,7 @@ def to_response(
     backend: DetectionBackend,
     timings_ms: dict[str, float],
     rendered: str | None,
+    quality: Quality | None = None,
 ) -> PoseResponse:
     sx, sy = image.scale_x, image.scale_y  # reduced pixels -> the uploaded (EXIF-corrected) image
 
@@ -123,4 +126,22 @@ def to_response(
         model=ModelOut(**backend.info()),
         timings_ms=timings_ms,
         rendered_image=rendered,
+        quality=quality_out(quality),
+    )
+
+
+def quality_out(quality: Quality | None) -> QualityOut | None:
+    if quality is None:
+        return None
+    return QualityOut(
+        ok=quality.ok,
+        in_frame=quality.in_frame,
+        cut_sides=quality.cut_sides,  # type: ignore[arg-type]
+        car_fraction=round(quality.car_fraction, 3),
+        large_enough=quality.large_enough,
+        sharpness=round(quality.sharpness, 1),
+        sharp=quality.sharp,
+        brightness=round(quality.brightness, 3),
+        clipped_fraction=round(quality.clipped_fraction, 3),
+        exposure_ok=quality.exposure_ok,
     )

@@ -8,7 +8,7 @@ with its admission and limiters between them; `carpose predict`, `carpose eval` 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from .backends.base import DetectionBackend
 from .exceptions import PoseError
 from .imaging import DecodedImage, WorkingSize, decode_upload
 from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose
+from .quality import Quality, QualityThresholds, assess
 from .settings import Settings
 
 # Backends without a Detectron2 config (Rekognition) get this much: Rekognition finds cars and wheels well at
@@ -57,6 +58,7 @@ class Prediction:
     image: DecodedImage  # the pixels the pose was computed on (`image.scale_x/y` map them to the upload)
     detections: list[Detection]  # everything the backend found, before the pose's cleaning
     timings_ms: dict[str, float]
+    quality: Quality | None = None  # None without a car
 
 
 def image_from_array(rgb: np.ndarray) -> DecodedImage:
@@ -74,11 +76,18 @@ class Runtime:
     config: PoseConfig = DEFAULT_CONFIG
     max_upload_bytes: int = Settings.model_fields["max_upload_bytes"].default
     max_image_pixels: int = Settings.model_fields["max_image_pixels"].default
+    quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds.defaults)
 
     @classmethod
     def from_settings(cls, backend: DetectionBackend, settings: Settings) -> Runtime:
         config = PoseConfig(score_threshold=settings.score_threshold, min_confidence=settings.min_confidence)
-        return cls(backend, config, settings.max_upload_bytes, settings.max_image_pixels)
+        return cls(
+            backend,
+            config,
+            settings.max_upload_bytes,
+            settings.max_image_pixels,
+            QualityThresholds.from_settings(settings),
+        )
 
     def decode(self, data: bytes) -> DecodedImage:
         """Untrusted upload bytes -> EXIF-corrected RGB at most the backend's input size (PoseError if refused)."""
@@ -92,6 +101,10 @@ class Runtime:
         config = self.config if min_confidence is None else replace(self.config, min_confidence=min_confidence)
         return estimate_pose(detections, (image.width, image.height), config)
 
+    def quality(self, image: DecodedImage, pose: PoseEstimate) -> Quality | None:
+        """Framing, size, sharpness and exposure of the posed car, on the same pixels as the pose."""
+        return assess(image.rgb, pose.car, self.quality_thresholds)
+
     def predict(self, image: bytes | np.ndarray, min_confidence: float | None = None) -> Prediction:
         clock = Stopwatch()
         decoded = self.decode(image) if isinstance(image, bytes) else image_from_array(image)
@@ -99,5 +112,6 @@ class Runtime:
         detections = self.backend.detect(decoded)
         clock.lap("inference")
         pose = self.pose(detections, decoded, min_confidence)
+        quality = self.quality(decoded, pose)
         clock.lap("postprocess")
-        return Prediction(pose, decoded, detections, clock.total())
+        return Prediction(pose, decoded, detections, clock.total(), quality)

@@ -50,6 +50,24 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
     warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
 
+    quality_edge_tolerance: float = Field(
+        0.01,
+        ge=0.0,
+        le=0.2,
+        description="quality.in_frame: a car box edge this close to the border (share of the side) is cut",
+    )
+    quality_min_car_fraction: float = Field(
+        0.1, ge=0.0, le=1.0, description="quality.large_enough: least car box area / image area"
+    )
+    quality_min_sharpness: float = Field(
+        150.0, ge=0.0, description="quality.sharp: least variance of the Laplacian on the car region (docs/quality.md)"
+    )
+    quality_min_brightness: float = Field(0.2, ge=0.0, le=1.0, description="quality.exposure_ok: least car luminance")
+    quality_max_brightness: float = Field(0.8, ge=0.0, le=1.0, description="quality.exposure_ok: most car luminance")
+    quality_max_clipped_fraction: float = Field(
+        0.2, ge=0.0, le=1.0, description="quality.exposure_ok: most share of black or white car pixels"
+    )
+
     rekognition_enabled: bool = Field(False, description="Enable POST /pose/rekognition")
     rekognition_region: str = Field("us-east-1", description="AWS region of Rekognition")
     rekognition_endpoint_url: str | None = Field(None, description="Endpoint override (tests, VPC endpoints)")
