@@ -357,6 +357,41 @@
     tbody.append(row);
   }
 
+  // One line per verdict of the response's `quality` object: what was measured and whether it passes.
+  function qualityItems(q) {
+    const pct = (v) => (num(v * 100, 0) ?? "–") + " %";
+    const sides = Array.isArray(q.cut_sides) ? q.cut_sides.map(String).join(", ") : "";
+    return [
+      ["in_frame", q.in_frame, q.in_frame ? "The whole car is in the photo." : "The car is cut off at the " + sides + " edge."],
+      ["large_enough", q.large_enough, "The car fills " + pct(q.car_fraction) + " of the photo" +
+        (q.large_enough ? "." : ": step closer.")],
+      ["sharp", q.sharp, q.sharp ? "Sharp (" + (num(q.sharpness, 0) ?? "–") + ")." :
+        "Blurred (sharpness " + (num(q.sharpness, 0) ?? "–") + "): hold the camera still and focus on the car."],
+      ["exposure_ok", q.exposure_ok, "Brightness " + pct(q.brightness) + ", " + pct(q.clipped_fraction) +
+        " clipped" + (q.exposure_ok ? "." : ": too dark or too bright.")],
+    ];
+  }
+
+  function showQuality(q) {
+    const box = $("quality-box");
+    const list = $("quality");
+    list.replaceChildren();
+    if (!q || typeof q !== "object") {
+      box.hidden = true;
+      return;
+    }
+    const verdict = $("quality-verdict");
+    verdict.textContent = q.ok ? "usable" : "retake this photo";
+    verdict.dataset.ok = q.ok ? "true" : "false";
+    for (const [key, ok, text] of qualityItems(q)) {
+      const item = el("li", (ok ? "✓ " : "✗ ") + text);
+      item.dataset.check = key;
+      item.dataset.ok = ok ? "true" : "false";
+      list.append(item);
+    }
+    box.hidden = false;
+  }
+
   function showResult(body, roundTripMs, backendName) {
     const view = $("view");
     view.textContent = viewWords(body);
@@ -366,6 +401,7 @@
     reason.textContent = reasonWords(body.reason);
     reason.dataset.reason = body.reason || "";
     reason.hidden = !body.reason;
+    showQuality(body.quality);
 
     const rendered = $("rendered");
     if (typeof body.rendered_image === "string" && body.rendered_image.startsWith("data:image/")) {

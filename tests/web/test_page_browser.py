@@ -97,6 +97,14 @@ def assert_page_matches_api(page: Any, expected: dict[str, Any]) -> None:
         assert page.text_content("#azimuth") == f"{expected['azimuth_deg']:.0f}°"
         assert page.get_attribute("#dial-car", "transform") == f"rotate({expected['azimuth_deg']:.1f})"
     assert page.text_content("#cars") == str(expected["cars_detected"])
+    # Photo quality: one line per verdict of the API's `quality`, marked as it says, or nothing without a car.
+    quality = expected.get("quality")
+    assert page.is_visible("#quality-box") == (quality is not None)
+    if quality is not None:
+        assert page.get_attribute("#quality-verdict", "data-ok") == str(quality["ok"]).lower()
+        for check in ("in_frame", "large_enough", "sharp", "exposure_ok"):
+            item = f'#quality li[data-check="{check}"]'
+            assert page.get_attribute(item, "data-ok") == str(quality[check]).lower()
     # The annotated image is the API's rendering, decoded by the browser.
     assert page.get_attribute("#rendered", "src").startswith("data:image/jpeg;base64,")
     assert page.eval_on_selector("#rendered", "img => img.complete && img.naturalWidth > 0")
