@@ -35,7 +35,8 @@ EVAL_SCORE_THRESHOLD = 0.05
 def _gt_coco(coco_json: dict[str, Any], classes: tuple[str, ...]) -> COCO:
     """Ground truth in COCO form with OUR instances: one per wheel, plus the whole car when the model has it."""
     instances = split_coco_instances(coco_json)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image in coco_json["images"]:
         image_id = int(image["id"])
         images.append(

@@ -37,7 +37,7 @@ def acceptable_views(azimuth: float) -> set[str]:
 def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_threshold: float = 0.5) -> dict[str, Any]:
     backend = DetectronBackend(model_dir, device=device, score_threshold=score_threshold)
     runtime = Runtime(backend, PoseConfig(score_threshold=score_threshold))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in sorted(turntable_dir.iterdir()):
         match = NAME_PATTERN.match(path.name)
         if not match:

@@ -26,7 +26,7 @@ def evaluate_views(model_dir: Path, labels_path: Path, image_dir: Path, device: 
     runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold))
     entry = backend.card.extra.get(MODEL_CARD_KEY) or {}
     trained_on = set(entry.get("training_photos", []))
-    rows = []
+    rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for path, label in iter_labelled(read_view_labels(labels_path), image_dir):
         pose = runtime.predict(path.read_bytes()).pose  # decoded as POST /pose decodes uploads

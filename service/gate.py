@@ -187,7 +187,8 @@ class InferenceGate:
                 return await waiter.future
             gone = asyncio.ensure_future(client_gone.wait())
             try:
-                await asyncio.wait({waiter.future, gone}, return_when=asyncio.FIRST_COMPLETED)
+                either: set[asyncio.Future[Any]] = {waiter.future, gone}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 gone.cancel()
             if waiter in self._pending or waiter.future.cancelled():  # left before its batch formed

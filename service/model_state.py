@@ -60,7 +60,7 @@ class ModelState:
         self.settings = settings
         self.status: Status = "loading"
         self.error: str | None = None
-        self.backend = None  # DetectronBackend once loaded
+        self.backend: DetectronBackend | None = None  # once loaded
         self.load_seconds: float | None = None
         self._thread: threading.Thread | None = None
 

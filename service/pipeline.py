@@ -106,12 +106,12 @@ def to_response(
         return (round(b[0] * sx, 1), round(b[1] * sy, 1), round(b[2] * sx, 1), round(b[3] * sy, 1))
 
     return PoseResponse(
-        view=pose.view,  # type: ignore[arg-type]
-        coarse_view=pose.coarse_view,  # type: ignore[arg-type]
+        view=pose.view,
+        coarse_view=pose.coarse_view,
         azimuth_deg=None if pose.azimuth_deg is None else round(pose.azimuth_deg, 1),
         tilt_deg=None if pose.tilt_deg is None else round(pose.tilt_deg, 2),
         confidence=round(pose.confidence, 3),
-        reason=pose.reason,  # type: ignore[arg-type]
+        reason=pose.reason,
         cars_detected=pose.cars_detected,
         car=None if pose.car is None else CarOut(box=box(pose.car.box), score=round(pose.car.score, 3)),
         wheels=[
@@ -122,7 +122,7 @@ def to_response(
         ],
         parts=[PartOut(label=p.label, box=box(p.box), score=round(p.score, 3)) for p in pose.parts],
         image=ImageOut(width=image.reported_size[0], height=image.reported_size[1]),
-        backend=backend.name,  # type: ignore[arg-type]
+        backend=backend.name,
         model=ModelOut(**backend.info()),
         timings_ms=timings_ms,
         rendered_image=rendered,
@@ -136,7 +136,7 @@ def quality_out(quality: Quality | None) -> QualityOut | None:
     return QualityOut(
         ok=quality.ok,
         in_frame=quality.in_frame,
-        cut_sides=quality.cut_sides,  # type: ignore[arg-type]
+        cut_sides=quality.cut_sides,
         car_fraction=round(quality.car_fraction, 3),
         large_enough=quality.large_enough,
         sharpness=round(quality.sharpness, 1),
