@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from detectron2.config import CfgNode
 
+from .paths import REPO_ROOT
+
 WEIGHTS_FILE = "model_final.pth"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def code_version() -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from service.settings import REPO_ROOT
+
 DATASETS_DIR = REPO_ROOT.parent / "shared" / "datasets"
 
 

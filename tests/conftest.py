@@ -8,8 +8,6 @@ import pytest
 
 from models.paths import DEFAULT_DATASET_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped where torch sees none (see docs/gpu.md)")

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from service.settings import REPO_ROOT
+
 # Not in the serving images: the training layer, and what only the `train` extra installs.
 TRAINING_ONLY = frozenset({"models", "matplotlib"})
 POSTPROCESS_ALLOWED = frozenset(sys.stdlib_module_names) | {"numpy", "__future__"}

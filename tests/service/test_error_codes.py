@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from service.errors import _HTTP_CODES, ERROR_CODES
 from service.main import create_app
 from service.schemas import POSE_CODES, REKOGNITION_CODES
+from service.settings import REPO_ROOT
 from tests.service.helpers import tiny_settings
 
-REPO = Path(__file__).resolve().parents[2]
 # The core names a code only, its status is in the table: PoseError("upload_too_large", ...),
 # UpstreamError("upstream_timeout", ...). The HTTP edge's own answers carry both:
 # send_error(send, 408, "request_timeout", ...), error_response(request, 500, "internal_error", ...).
@@ -24,7 +24,7 @@ ANSWERED = re.compile(r"\b([1-5]\d\d),\s*\"([a-z]+(?:_[a-z]+)*)\"(?!\s*:)")
 def emitted_codes() -> dict[str, int | None]:
     """Every code the source answers with, and the status written beside it at the edge (None in the core)."""
     found: dict[str, int | None] = {}
-    for path in (REPO / "service").rglob("*.py"):
+    for path in (REPO_ROOT / "service").rglob("*.py"):
         if path.name == "errors.py" or "postprocess" in path.parts:
             continue  # the registry itself, and the catch-all handlers checked below
         text = path.read_text()
@@ -45,7 +45,7 @@ def test_every_code_in_the_source_is_registered_with_its_status() -> None:
 
 def test_the_core_never_writes_an_http_status() -> None:
     """HTTP at the edge: outside errors.py and the middleware, no module pairs a status with a code."""
-    for path in (REPO / "service").rglob("*.py"):
+    for path in (REPO_ROOT / "service").rglob("*.py"):
         if path.name in {"errors.py", "middleware.py"}:
             continue
         assert not ANSWERED.findall(path.read_text()), path
@@ -57,7 +57,7 @@ def test_every_registered_code_is_answered_somewhere() -> None:
 
 
 def readme_error_table() -> dict[str, int]:
-    text = (REPO / "README.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     table = text[text.index("Errors are always") :]
     table = table[: table.index("\n\n", table.index("| status | code"))]
     rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", table, flags=re.M)

@@ -8,6 +8,7 @@ import pytest
 
 from service.main import create_app
 from service.schemas import PoseResponse
+from service.settings import REPO_ROOT
 from tests.service.helpers import RESPONSE_FIELDS, tiny_settings
 
 ERROR_STATUSES = ("400", "413", "415", "422", "503")
@@ -73,5 +74,5 @@ def test_operational_routes_are_documented_with_their_models(openapi: dict) -> N
 
 
 def test_the_documented_version_is_the_packages(openapi: dict) -> None:
-    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     assert f'version = "{openapi["info"]["version"]}"' in pyproject

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from service.settings import REPO_ROOT
+
 # glibc's dynamic mmap threshold makes the model's large temporary tensors thrash the allocator.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
