@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT
+from service.settings import REPO_ROOT
 from tests.support.uvicorn_server import uvicorn_server
 
 CHROMIUM = Path(os.environ.get("CARPOSE_CHROMIUM", "/usr/bin/chromium"))
