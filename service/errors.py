@@ -35,7 +35,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "request_timeout": ErrorCode(408, "the request body did not arrive within POSE_BODY_TIMEOUT_S"),
     "upload_too_large": ErrorCode(413, "upload over POSE_MAX_UPLOAD_BYTES"),
     "image_too_large": ErrorCode(413, "image over POSE_MAX_IMAGE_PIXELS (judged from the header, before decoding)"),
-    "unsupported_media_type": ErrorCode(415, "not a JPEG, PNG or WebP image (judged from the bytes)"),
+    "unsupported_media_type": ErrorCode(415, "not a JPEG, PNG, WebP, HEIC/HEIF or AVIF image (judged from the bytes)"),
     "validation_error": ErrorCode(422, "missing `image` field or invalid query parameter"),
     "upstream_invalid_image": ErrorCode(422, "Rekognition could not read the image"),
     "upstream_image_too_large": ErrorCode(422, "Rekognition refused the image as too large"),

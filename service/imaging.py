@@ -6,7 +6,7 @@ before the pixels are decoded, so decompression bombs and degenerate shapes are 
 
 Memory: the model resizes every image to its input size anyway (shortest edge MIN_SIZE_TEST, longest at most
 MAX_SIZE_TEST), so the pixels are reduced to that size here. JPEGs are decoded at 1/2, 1/4 or 1/8 scale by
-the decoder itself (`Image.draft`), so a 7680x5120 photo never exists at full size; PNG and WebP are decoded
+the decoder itself (`Image.draft`), so a 7680x5120 photo never exists at full size; PNG, WebP, HEIF and AVIF are decoded
 at full size (bounded by the pixel limit and the decode concurrency) and then reduced. The sizes the caller
 reports are those of the EXIF-corrected original (`original_width`, `original_height`); `scale_x`/`scale_y`
 map coordinates of the reduced pixels back to it.
@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .exceptions import PoseError, public_message
@@ -26,7 +27,15 @@ from .exceptions import PoseError, public_message
 # Our own pixel check runs first with a clear message; Pillow's bomb guard stays on as a backstop.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP")
+# HEIC/HEIF (the iPhone default) through pillow-heif's Pillow plugin; AVIF is Pillow's own (11.3 and later).
+# The plugin applies the HEIF rotation itself and drops the EXIF orientation, so nothing is rotated twice.
+pillow_heif.register_heif_opener()
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF")
+SUPPORTED_NAMES = "a JPEG, PNG, WebP, HEIC/HEIF or AVIF image"
+# ISO-BMFF brands (the `ftyp` box: major brand, then compatible brands) of the two still-image formats.
+AVIF_BRANDS = {b"avif", b"avis"}
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 EXIF_ORIENTATION_TAG = 0x0112
 # No car can be seen in fewer pixels, and the model's resize turns a side this short into zero pixels
 # beyond these proportions (1707x1 -> 853x0): such shapes get a 400 with this reason, never a 500.
@@ -49,7 +58,7 @@ class WorkingSize:
 @dataclass(frozen=True)
 class DecodedImage:
     rgb: np.ndarray  # HxWx3 uint8, EXIF orientation applied, reduced to the working size
-    format: str  # JPEG, PNG or WEBP (sniffed)
+    format: str  # JPEG, PNG, WEBP, HEIF or AVIF (sniffed)
     data: bytes  # the upload as received
     exif_rotated: bool  # True when EXIF orientation changed the pixel layout
     original_width: int = 0  # the EXIF-corrected upload's size; 0 = same as rgb
@@ -83,6 +92,14 @@ def sniff_format(data: bytes) -> str | None:
         return "PNG"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data[4:8] == b"ftyp":
+        box_size = int.from_bytes(data[:4], "big")
+        end = min(len(data), box_size if 16 <= box_size <= 4096 else 16)
+        brands = {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
+        if brands & AVIF_BRANDS:  # AVIF files also name mif1: the AV1 brand decides
+            return "AVIF"
+        if brands & HEIF_BRANDS:
+            return "HEIF"
     return None
 
 
@@ -109,7 +126,7 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
         raise PoseError("invalid_image", "the uploaded file is empty")
     fmt = sniff_format(data)
     if fmt is None:
-        raise PoseError("unsupported_media_type", "not a JPEG, PNG or WebP image")
+        raise PoseError("unsupported_media_type", f"not {SUPPORTED_NAMES}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -19,6 +19,7 @@ from .errors import CLIENT_DISCONNECTED, error_body, http_headers, http_status
 from .exceptions import PoseError
 from .gate import InferenceGate
 from .metrics import CLIENT_DISCONNECTS, ERRORS, IN_FLIGHT, REQUEST_DURATION
+from .upload import JSON_MEDIA_TYPE, max_json_body_bytes
 
 # Multipart framing around the file itself: boundaries, part headers, other small fields.
 MULTIPART_ENVELOPE_BYTES = 64 * 1024
@@ -78,6 +79,8 @@ class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, max_upload_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_upload_bytes + MULTIPART_ENVELOPE_BYTES
+        # A JSON body carries the same upload as base64, 4 bytes per 3.
+        self.max_json_body_bytes = max_json_body_bytes(max_upload_bytes)
         self.max_upload_bytes = max_upload_bytes
 
     async def _reject(self, send: Send) -> None:
@@ -98,15 +101,16 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_body_bytes:
-                    await self._reject(send)
-                    return
+        headers = dict(scope.get("headers", []))
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        limit = self.max_json_body_bytes if media_type == JSON_MEDIA_TYPE.encode() else self.max_body_bytes
+        try:
+            declared = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            await self._reject(send)
+            return
         received = 0
         exceeded = False
         rejected = False
@@ -118,7 +122,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     exceeded = True
                     return {"type": "http.disconnect"}
             return message

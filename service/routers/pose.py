@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 
 from ..backends.base import DetectionBackend
 from ..backends.registry import BACKENDS, BackendSpec
@@ -15,8 +15,8 @@ from ..gate import DecodeLimiter, InferenceGate
 from ..pipeline import pose_from_upload
 from ..schemas import PoseResponse, error_responses, route_codes
 from ..settings import Settings
+from ..upload import IMAGE_REQUEST_BODY, read_image
 
-IMAGE_FIELD_DESCRIPTION = "Car photo: JPEG, PNG or WebP (EXIF orientation is applied)"
 RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, wheel line and pose"
 MIN_CONFIDENCE_DESCRIPTION = (
     "Confidence floor: below it view and coarse_view are null with reason low_confidence (azimuth_deg is kept "
@@ -24,17 +24,11 @@ MIN_CONFIDENCE_DESCRIPTION = (
 )
 
 
-async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
-    # One byte over the limit is enough to know it is too large; never read more.
-    return await upload.read(settings.max_upload_bytes + 1)
-
-
 def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
     """POST `spec.route`: an uploaded photo through this backend and the shared pipeline."""
 
     async def pose(
         request: Request,
-        image: Annotated[UploadFile, File(description=IMAGE_FIELD_DESCRIPTION)],
         settings: Annotated[Settings, Depends(get_settings)],
         backend: Annotated[DetectionBackend, Depends(backend_of(spec))],
         gate: Annotated[InferenceGate, Depends(gate_of(spec))],
@@ -44,7 +38,7 @@ def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
         min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description=MIN_CONFIDENCE_DESCRIPTION)] = None,
     ) -> PoseResponse:
         request.state.backend = backend.name
-        data = await read_upload(image, settings)
+        data = await read_image(request, settings.max_upload_bytes)
         return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
 
     pose.__name__ = "pose" if spec.local_model else f"pose_{spec.name}"  # OpenAPI operation ids stay as they were
@@ -55,6 +49,7 @@ def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
         response_model=PoseResponse,
         responses=error_responses(route_codes(spec)),
         summary=spec.summary,
+        openapi_extra=IMAGE_REQUEST_BODY,
     )
 
 

@@ -37,7 +37,16 @@ router = APIRouter(tags=["sagemaker"])
 SAGEMAKER_MODEL_ROOT = Path("/opt/ml/model")
 # The declared type must say "an image"; which image is judged from the bytes, as for POST /pose.
 # application/x-image is the SageMaker SDK's generic image type; octet-stream is what clients send by default.
-IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image", "application/octet-stream")
+IMAGE_CONTENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+    "application/x-image",
+    "application/octet-stream",
+)
 # InvokeEndpoint's CustomAttributes reach the container in this header (no query string gets through).
 CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 MODEL_FILES = ("config.yaml", "model_final.pth")
@@ -89,7 +98,7 @@ async def ping(state: Annotated[ModelState, Depends(get_model_state)]) -> JSONRe
     "/invocations",
     response_model=PoseResponse,
     responses=ERROR_RESPONSES,
-    summary="SageMaker inference: the raw image as the body (Content-Type image/jpeg, image/png or image/webp)",
+    summary="SageMaker inference: the raw image as the body (Content-Type image/jpeg, png, webp, heic, heif or avif)",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -111,7 +120,7 @@ async def invocations(
         raise PoseError(
             "unsupported_media_type",
             f"Content-Type {media_type or '(none)'} is not an image type; send the raw image as "
-            f"{', '.join(IMAGE_CONTENT_TYPES[:3])}",
+            f"{', '.join(IMAGE_CONTENT_TYPES[:6])}",
         )
     render = custom_attributes(request).get("render", "").lower() in {"true", "1", "yes"}
     data = await read_body(request, settings.max_upload_bytes)

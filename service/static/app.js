@@ -231,7 +231,7 @@
     const backend = BACKEND_LABELS[backendName] || words(backendName);
     switch (code) {
       case "unsupported_media_type":
-        return "This file is not a photo the service can read. Please choose a JPEG, PNG or WebP image.";
+        return "This file is not a photo the service can read. Please choose a JPEG, PNG, WebP, HEIC or AVIF image.";
       case "upload_too_large":
         return "This file is too large for the service (limit " + formatBytes(maxUploadBytes) + ").";
       case "image_too_large":

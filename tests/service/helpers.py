@@ -29,6 +29,7 @@ RESPONSE_FIELDS = {
     "model",
     "timings_ms",
     "rendered_image",
+    "quality",
 }
 
 READY_TIMEOUT_S = 120.0  # the machine may be busy; the tiny model is ready in seconds when it is not
