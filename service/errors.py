@@ -29,6 +29,9 @@ class ErrorCode(NamedTuple):
 ERROR_CODES: dict[str, ErrorCode] = {
     "invalid_image": ErrorCode(400, "undecodable, truncated or empty image, a side under 32 px, or longer than 16:1"),
     "invalid_request": ErrorCode(400, "malformed request body (e.g. broken multipart framing)"),
+    "unauthorized": ErrorCode(
+        401, "API keys are set (POSE_API_KEYS/_FILE) and the request has no valid one (WWW-Authenticate)"
+    ),
     "backend_disabled": ErrorCode(404, "POST /pose/rekognition while POSE_REKOGNITION_ENABLED is false"),
     "not_found": ErrorCode(404, "no such route"),
     "method_not_allowed": ErrorCode(405, "the route exists, not with this method"),

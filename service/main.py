@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from .auth import ApiKeyMiddleware, ApiKeys, declare_security, install_reload_on_sighup
 from .backends.registry import BACKENDS, spec_named
+from .cors import CORSMiddleware
 from .drain import install_drain_on_sigterm
 from .errors import ERROR_CODES, install_error_handlers
 from .gate import DecodeLimiter, InferenceGate
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.backends = {spec.name: spec.build(settings) for spec in BACKENDS if not spec.local_model}
         app.state.model.start()
         install_drain_on_sigterm(gates, settings.drain_timeout_s)
+        install_reload_on_sighup(api_keys)
         yield
         for gate in gates:
             gate.shutdown()
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="carpose", version=app_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.model = ModelState(settings)
+    api_keys = app.state.api_keys = ApiKeys(settings.api_keys, settings.api_keys_file)
     install_error_handlers(app)
     app.include_router(pose.pose_router(BACKENDS))
     app.include_router(backends.router)
@@ -92,8 +96,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_uploads=settings.max_uploads,
         gates={**POSE_GATES, "/invocations": spec_named("detectron2").gate} if settings.sagemaker else POSE_GATES,
     )
+    # Outside admission: a caller without a key takes no place and sends no body (metrics still count it).
+    app.add_middleware(ApiKeyMiddleware, keys=api_keys, metrics_require_key=settings.metrics_require_key)
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    if settings.cors_origins:  # outermost: every API answer, refusals included, carries the CORS headers
+        app.add_middleware(CORSMiddleware, origins=settings.cors_origins)
+    if api_keys.enabled:
+        declare_security(app, settings.metrics_require_key)
     return app
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "carparts_mnv2_fpn"
@@ -80,9 +80,27 @@ class Settings(BaseSettings):
         default_factory=dict, description="JSON object: Custom Labels name -> carpose part name"
     )
 
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma list of origins allowed to call the API from a browser; empty = none"
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        repr=False,  # keys never reach logs
+        description="Comma list of API keys; when set (or api_keys_file), the API needs one",
+    )
+    api_keys_file: Path | None = Field(None, description="File of API keys, one a line; reloaded on change or SIGHUP")
+    metrics_require_key: bool = Field(False, description="GET /metrics needs an API key too (when keys are set)")
+
     sagemaker: bool = Field(False, description="Also serve the SageMaker contract: GET /ping, POST /invocations")
 
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
+
+    @field_validator("cors_origins", "api_keys", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

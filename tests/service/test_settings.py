@@ -51,6 +51,10 @@ ENV_VALUES: dict[str, tuple[str, object]] = {
         "arn:aws:rekognition:eu-west-1:123456789012:project/cars/version/v1/1",
     ),
     "rekognition_label_map": ('{"FrontBumper": "front_bumper"}', {"FrontBumper": "front_bumper"}),
+    "cors_origins": ("https://shop.example, https://admin.example", ["https://shop.example", "https://admin.example"]),
+    "api_keys": ("k-one,k-two", ["k-one", "k-two"]),
+    "api_keys_file": ("/run/secrets/carpose_keys", Path("/run/secrets/carpose_keys")),
+    "metrics_require_key": ("true", True),
     "sagemaker": ("true", True),
     "log_level": ("debug", "debug"),
 }
