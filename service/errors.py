@@ -37,6 +37,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "method_not_allowed": ErrorCode(405, "the route exists, not with this method"),
     "request_timeout": ErrorCode(408, "the request body did not arrive within POSE_BODY_TIMEOUT_S"),
     "upload_too_large": ErrorCode(413, "upload over POSE_MAX_UPLOAD_BYTES"),
+    "too_many_images": ErrorCode(413, "POST /coverage with more photos than POSE_COVERAGE_MAX_IMAGES"),
     "image_too_large": ErrorCode(413, "image over POSE_MAX_IMAGE_PIXELS (judged from the header, before decoding)"),
     "unsupported_media_type": ErrorCode(415, "not a JPEG, PNG, WebP, HEIC/HEIF or AVIF image (judged from the bytes)"),
     "validation_error": ErrorCode(422, "missing `image` field or invalid query parameter"),

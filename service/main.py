@@ -19,6 +19,7 @@ from .drain import install_drain_on_sigterm
 from .errors import ERROR_CODES, install_error_handlers
 from .gate import DecodeLimiter, InferenceGate
 from .middleware import (
+    MULTIPART_ENVELOPE_BYTES,
     POSE_GATES,
     AdmissionMiddleware,
     BodySizeLimitMiddleware,
@@ -26,7 +27,8 @@ from .middleware import (
     SecurityHeadersMiddleware,
 )
 from .model_state import ModelState
-from .routers import backends, health, pose, sagemaker, web
+from .routers import backends, coverage, health, pose, sagemaker, web
+from .routers.coverage import COVERAGE_PATH
 from .routers.web import STATIC_DIR
 from .settings import REPO_ROOT, Settings, get_settings
 
@@ -80,21 +82,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_keys = app.state.api_keys = ApiKeys(settings.api_keys, settings.api_keys_file)
     install_error_handlers(app)
     app.include_router(pose.pose_router(BACKENDS))
+    app.include_router(coverage.router)
     app.include_router(backends.router)
     app.include_router(health.router)
     app.include_router(web.router)
     if settings.sagemaker:  # `carpose serve --sagemaker`, the image's `serve`
         app.include_router(sagemaker.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    # A photo set is admitted like a single photo, by the local model's gate (its photos then queue one by one).
+    admission_gates = {**POSE_GATES, COVERAGE_PATH: spec_named("detectron2").gate}
+    if settings.sagemaker:
+        admission_gates["/invocations"] = spec_named("detectron2").gate
     # The middleware added last runs outermost. From the outside in: headers and metrics see every answer;
     # admission refuses before anything reads the body; the body limit acts before the multipart parser.
-    app.add_middleware(BodySizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_upload_bytes=settings.max_upload_bytes,
+        path_limits={COVERAGE_PATH: settings.coverage_max_total_bytes + MULTIPART_ENVELOPE_BYTES},
+    )
     app.add_middleware(
         AdmissionMiddleware,
         body_timeout_s=settings.body_timeout_s,
         refusal_delay_s=settings.refusal_delay_s,
         max_uploads=settings.max_uploads,
-        gates={**POSE_GATES, "/invocations": spec_named("detectron2").gate} if settings.sagemaker else POSE_GATES,
+        gates=admission_gates,
     )
     # Outside admission: a caller without a key takes no place and sends no body (metrics still count it).
     app.add_middleware(ApiKeyMiddleware, keys=api_keys, metrics_require_key=settings.metrics_require_key)

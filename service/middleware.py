@@ -76,9 +76,10 @@ class RequestMetricsMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_upload_bytes + MULTIPART_ENVELOPE_BYTES
+        self.path_limits = path_limits or {}  # whole-body limits of routes that take several photos
         # A JSON body carries the same upload as base64, 4 bytes per 3.
         self.max_json_body_bytes = max_json_body_bytes(max_upload_bytes)
         self.max_upload_bytes = max_upload_bytes
@@ -104,6 +105,7 @@ class BodySizeLimitMiddleware:
         headers = dict(scope.get("headers", []))
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         limit = self.max_json_body_bytes if media_type == JSON_MEDIA_TYPE.encode() else self.max_body_bytes
+        limit = self.path_limits.get(scope["path"], limit)
         try:
             declared = int(headers.get(b"content-length", b"0"))
         except ValueError:

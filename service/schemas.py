@@ -146,6 +146,26 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class CoveragePhoto(BaseModel):
+    index: int = Field(ge=0, description="Position in the upload, from 0")
+    filename: str | None = Field(description="The file name the client sent")
+    pose: PoseResponse | None = Field(description="The photo's answer, as POST /pose gives it; null on error")
+    error: ErrorDetail | None = Field(description="Why this photo got no answer; the other photos are unaffected")
+    usable: bool = Field(description="It covers its view: a view (confidence over min_confidence) and quality.ok")
+    problems: list[Literal["error", "no_car", "no_view", "cut_off", "too_small", "blurred", "badly_exposed"]] = Field(
+        description="Why it does not count: error, no_car, no_view (see pose.reason), or a failed quality check"
+    )
+
+
+class CoverageResponse(BaseModel):
+    photos: list[CoveragePhoto] = Field(description="One entry per uploaded photo, in upload order")
+    required: list[View] = Field(description="The views asked for (the `required` query parameter)")
+    covered: dict[str, list[int]] = Field(description="View -> indices of usable photos that show it")
+    missing: list[View] = Field(description="Required views without a usable photo")
+    duplicates: dict[str, list[int]] = Field(description="Views shown by more than one usable photo")
+    complete: bool = Field(description="Every required view is covered")
+
+
 class ModelInfoResponse(BaseModel):
     backend: str
     name: str
@@ -178,6 +198,8 @@ def error_responses(codes: list[str]) -> dict[int | str, dict[str, object]]:
 # Codes any route answers; every image route answers the rest, but those a backend claims as its own
 # (`BackendSpec.own_error_codes`: Rekognition's upstream_*, the local model's model_loading, ...).
 GENERAL_CODES = ["not_found", "method_not_allowed", "internal_error"]
+# Answered by POST /coverage only (a set of photos), never by a single-photo route.
+COVERAGE_CODES = ["too_many_images"]
 
 
 def _owns(spec: BackendSpec, code: str) -> bool:
@@ -187,7 +209,7 @@ def _owns(spec: BackendSpec, code: str) -> bool:
 def route_codes(spec: BackendSpec) -> list[str]:
     """The error codes a backend's pose route can answer."""
     claimed = {code for other in BACKENDS for code in ERROR_CODES if _owns(other, code)}
-    shared = [code for code in ERROR_CODES if code not in {*GENERAL_CODES, *claimed}]
+    shared = [code for code in ERROR_CODES if code not in {*GENERAL_CODES, *COVERAGE_CODES, *claimed}]
     return shared + [code for code in ERROR_CODES if _owns(spec, code)] + ["internal_error"]
 
 

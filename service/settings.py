@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         default_factory=dict, description="JSON object: Custom Labels name -> carpose part name"
     )
 
+    coverage_max_images: int = Field(24, ge=1, le=256, description="Photos per POST /coverage; 413 above")
+    coverage_max_total_bytes: int = Field(
+        60_000_000, gt=0, description="Body size limit of POST /coverage (all its photos together); 413 above"
+    )
+
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma list of origins allowed to call the API from a browser; empty = none"
     )

@@ -51,6 +51,8 @@ ENV_VALUES: dict[str, tuple[str, object]] = {
         "arn:aws:rekognition:eu-west-1:123456789012:project/cars/version/v1/1",
     ),
     "rekognition_label_map": ('{"FrontBumper": "front_bumper"}', {"FrontBumper": "front_bumper"}),
+    "coverage_max_images": ("6", 6),
+    "coverage_max_total_bytes": ("20000000", 20000000),
     "cors_origins": ("https://shop.example, https://admin.example", ["https://shop.example", "https://admin.example"]),
     "api_keys": ("k-one,k-two", ["k-one", "k-two"]),
     "api_keys_file": ("/run/secrets/carpose_keys", Path("/run/secrets/carpose_keys")),
