@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from devtools.uvicorn_server import MALLOC_ENV, uvicorn_server
 from models.paths import DEFAULT_DATASET_DIR
 from service.settings import DEFAULT_MODEL_DIR
-from tests.support.uvicorn_server import MALLOC_ENV, uvicorn_server
 
 OVERHEAD_GOAL = 0.05
 READY_GOAL_S = 15.0
@@ -46,7 +46,7 @@ def apply_malloc_tuning() -> bool:
 
 def resolve_model_dir(args: argparse.Namespace, scratch: Path) -> Path:
     if args.tiny:
-        from tests.support.tiny_model import build_tiny_model_dir
+        from devtools.tiny_model import build_tiny_model_dir
 
         return build_tiny_model_dir(scratch / "tiny_model")
     if args.model_dir is not None:
@@ -63,8 +63,8 @@ def load_images(dataset: Path, count: int) -> tuple[list[tuple[str, bytes]], str
         chosen = [files[i % len(files)] for i in range(count)]
         return [(p.name, p.read_bytes()) for p in chosen], f"{folder} (first {min(count, len(files))} by name)"
     # No dataset: synthetic car-ish JPEGs of a typical upload size, so the script still runs.
+    from devtools.images import encode
     from service.model_state import warmup_image
-    from tests.service.images import encode
 
     images = []
     for i in range(count):

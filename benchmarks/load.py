@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from devtools.uvicorn_server import Server, uvicorn_server
 from models.paths import DEFAULT_DATASET_DIR
 from service.settings import DEFAULT_MODEL_DIR, Settings
-from tests.support.uvicorn_server import Server, uvicorn_server
 
 BOUNDARY = "carposeloadboundary"
 HOST = "127.0.0.1"
@@ -341,8 +341,8 @@ def car_photo(dataset: Path) -> tuple[bytes, str]:
     path = folder / "car10.jpg"
     if path.is_file():
         return path.read_bytes(), str(path)
+    from devtools.images import encode
     from service.model_state import warmup_image
-    from tests.service.images import encode
 
     return encode(warmup_image(768), "JPEG", quality=90), "synthetic 768x768 JPEG (dataset not found)"
 
@@ -361,7 +361,7 @@ def large_jpeg(photo: bytes, size: tuple[int, int] = (7680, 5120)) -> bytes:
 
 def resolve_model_dir(args: argparse.Namespace, scratch: Path) -> Path:
     if args.tiny:
-        from tests.support.tiny_model import build_tiny_model_dir
+        from devtools.tiny_model import build_tiny_model_dir
 
         return build_tiny_model_dir(scratch / "tiny_model")
     return (args.model_dir or DEFAULT_MODEL_DIR).resolve()

@@ -33,8 +33,8 @@ import httpx
 import numpy as np
 
 from benchmarks.load import Connection, car_photo, multipart_request, resolve_model_dir
+from devtools.uvicorn_server import uvicorn_server
 from models.paths import DEFAULT_DATASET_DIR
-from tests.support.uvicorn_server import uvicorn_server
 
 
 @dataclass

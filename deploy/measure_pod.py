@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from devtools.uvicorn_server import uvicorn_server
 from models.paths import DEFAULT_DATASET_DIR
-from tests.support.uvicorn_server import uvicorn_server
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

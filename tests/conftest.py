@@ -37,8 +37,8 @@ def car_parts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real Detectron2 model directory with random weights (see tests/support/tiny_model.py)."""
-    from tests.support.tiny_model import build_tiny_model_dir
+    """A real Detectron2 model directory with random weights (see devtools/tiny_model.py)."""
+    from devtools.tiny_model import build_tiny_model_dir
 
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny_model"))
 

@@ -54,8 +54,17 @@ def violations(root: str, allowed: frozenset[str] | None = None, forbidden: froz
     return found
 
 
+# Development only: the tests, the benchmarks and their shared tools.
+DEVELOPMENT = frozenset({"tests", "benchmarks", "devtools"})
+
+
 def test_the_runtime_never_imports_training() -> None:
-    assert violations("service", forbidden=TRAINING_ONLY) == []
+    assert violations("service", forbidden=TRAINING_ONLY | DEVELOPMENT) == []
+
+
+def test_training_and_the_benchmarks_never_import_the_tests() -> None:
+    assert violations("models", forbidden=DEVELOPMENT) == []
+    assert violations("benchmarks", forbidden=frozenset({"tests"})) == []
 
 
 def test_postprocess_imports_only_the_standard_library_and_numpy() -> None:

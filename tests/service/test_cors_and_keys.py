@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from devtools.uvicorn_server import Server, uvicorn_server
 from tests.service.helpers import assert_error, running_client, tiny_settings
 from tests.service.images import jpeg_bytes
-from tests.support.uvicorn_server import Server, uvicorn_server
 
 SHOP = "https://shop.example"
 KEY = "k-3f9a2c7e-listing-intake"

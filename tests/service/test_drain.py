@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.uvicorn_server import uvicorn_server
 from tests.service.helpers import assert_error
 from tests.service.images import jpeg_bytes
-from tests.support.uvicorn_server import uvicorn_server
 
 
 def test_sigterm_drains_admitted_requests_and_refuses_new_ones(default_model_dir: Path, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.uvicorn_server import Server, uvicorn_server
 from tests.service.images import jpeg_bytes
-from tests.support.uvicorn_server import Server, uvicorn_server
 
 BODY_TIMEOUT_S = 1.5
 BOUNDARY = "carposeboundary"

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.uvicorn_server import Server, uvicorn_server
 from tests.service.helpers import assert_error
 from tests.service.images import exif_rotated_jpeg, jpeg_bytes
-from tests.support.uvicorn_server import Server, uvicorn_server
 
 LIMIT = 100_000
 

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.uvicorn_server import uvicorn_server
 from service.settings import REPO_ROOT
-from tests.support.uvicorn_server import uvicorn_server
 
 CHROMIUM = Path(os.environ.get("CARPOSE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -42,7 +42,7 @@ DESKTOP = {"width": 1280, "height": 900}
 
 
 class LiveServer:
-    """`uvicorn service.main:app` in a subprocess on 127.0.0.1 (tests/support/uvicorn_server.py), ready once
+    """`uvicorn service.main:app` in a subprocess on 127.0.0.1 (devtools/uvicorn_server.py), ready once
     /readyz answers 200, configured for the page tests."""
 
     def __init__(self, model_dir: Path, log_path: Path, **settings: str) -> None:
