@@ -73,10 +73,10 @@ async def pose_from_upload(
         image = await decoder.decode(decode)
         clock.lap("decode")
         detect_batch = getattr(backend, "detect_batch", None)
-        if detect_batch is not None:  # a local model: requests waiting together share one model call
-            policy = batch_policy(settings, getattr(backend, "device", "cpu"))
+        policy = batch_policy(settings, getattr(backend, "device", "cpu"))
+        if detect_batch is not None and policy.max_size > 1:  # requests waiting together share one model call
             detections = await gate.run_batched(image, detect_batch, policy, client_gone, client_gone is not None)
-        else:
+        else:  # one request per call (batching off: POSE_BATCH_MAX_SIZE=1, the CPU default)
             async with gate.slot(client_gone, admitted=client_gone is not None):
                 detections = await gate.run(lambda: backend.detect(image))
         clock.lap("inference")
