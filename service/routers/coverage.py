@@ -128,9 +128,9 @@ async def coverage(
     summary = summarise([entry.pose for entry in entries], views)
     return CoverageResponse(
         photos=entries,
-        required=views,  # type: ignore[arg-type]
+        required=views,
         covered=summary.covered,
-        missing=summary.missing,  # type: ignore[arg-type]
+        missing=summary.missing,
         duplicates=summary.duplicates,
         complete=summary.complete,
     )
