@@ -262,6 +262,17 @@ def test_invalid_image_is_not_retried(make_client: AppFactory, stand_in: StandIn
     assert len(stand_in.received) == 1
 
 
+@pytest.mark.parametrize(("message", "detail"), [("unsupported format: ", "unsupported format: "), ("", "")])
+def test_upstream_message_is_passed_on_whole(
+    make_client: AppFactory, stand_in: StandIn, message: str, detail: str
+) -> None:
+    """The AWS message ends the error message as sent: trailing ':' or ' ' are not stripped from it."""
+    stand_in.script(Scripted(error="InvalidImageFormatException", message=message))
+    text = post(make_client(), image_bytes(W, H)).json()["error"]["message"]
+    suffix = f"InvalidImageFormatException: {detail}" if detail else "InvalidImageFormatException"
+    assert text.endswith(suffix), text
+
+
 def test_missing_credentials_make_no_call(
     make_client: AppFactory, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
