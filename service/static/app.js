@@ -37,6 +37,18 @@
     total: "Server total",
   };
 
+  // Why a photo of a set does not count (POST /coverage `problems`).
+  const PROBLEM_WORDS = {
+    error: "could not be read",
+    no_car: "no car found",
+    no_view: "the view is not certain enough",
+    cut_off: "the car is cut off",
+    too_small: "the car is too small",
+    blurred: "blurred",
+    badly_exposed: "too dark or too bright",
+  };
+  const KEY_STORAGE = "carpose-api-key";
+
   const $ = (id) => document.getElementById(id);
   const form = $("upload");
   const fileInput = $("file");
@@ -53,7 +65,14 @@
     return Number.isFinite(value) && value > 0 ? value : DEFAULT_MAX_UPLOAD_BYTES;
   })();
 
+  const keyForm = $("key-form");
+  const setForm = $("set-form");
+  const setFiles = $("set-files");
+  const setDropzone = $("set-dropzone");
+  const setResult = $("set-result");
+
   let chosenFile = null;
+  let chosenSet = [];
   let previewUrl = null;
   let busy = false;
 
@@ -100,6 +119,48 @@
     sendButton.textContent = value ? "Working…" : "Find the pose";
   }
 
+  // ---------- API key (only when the server asks for one) ----------
+
+  function apiKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE) || "";
+    } catch (err) {
+      return "";
+    }
+  }
+
+  function authHeaders(extra) {
+    const headers = Object.assign({}, extra || {});
+    const key = apiKey();
+    if (key) headers["X-API-Key"] = key;
+    return headers;
+  }
+
+  function askForKey(message) {
+    keyForm.hidden = false;
+    $("key-status").textContent = message;
+    document.body.dataset.keyRequested = "true";
+    $("api-key").focus();
+  }
+
+  keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("api-key").value.trim();
+    if (!key) {
+      $("key-status").textContent = "Enter the key first.";
+      return;
+    }
+    try {
+      sessionStorage.setItem(KEY_STORAGE, key);
+    } catch (err) {
+      // Storage refused (private mode): the key is lost on reload, nothing else changes.
+    }
+    $("api-key").value = "";
+    keyForm.hidden = true;
+    setStatus("ok", "Key saved for this tab. Send your photo.");
+    loadBackends();
+  });
+
   // ---------- backends ----------
 
   function isSameOriginPath(route) {
@@ -136,7 +197,10 @@
 
   async function loadBackends() {
     try {
-      const response = await fetch("/backends", { headers: { Accept: "application/json" } });
+      const response = await fetch("/backends", { headers: authHeaders({ Accept: "application/json" }) });
+      if (response.status === 401) {
+        askForKey(apiKey() ? "The saved key was refused. Enter a valid key." : "Enter your API key to use this page.");
+      }
       if (!response.ok) throw new Error("HTTP " + response.status);
       const body = await response.json();
       fillBackends(Array.isArray(body.backends) ? body.backends : []);
@@ -246,6 +310,10 @@
         return "The service is busy right now. Try again in a few seconds.";
       case "model_unavailable":
         return "The model on this server is unavailable.";
+      case "unauthorized":
+        return "This server needs a valid API key: enter it in the form above, then send again.";
+      case "too_many_images":
+        return "Too many photos in one set: " + message;
       case "backend_disabled":
         return "The " + backend + " backend is not enabled on this server.";
       default:
@@ -466,7 +534,7 @@
     const started = performance.now();
     let response;
     try {
-      response = await fetch(route + "?render=true", { method: "POST", body: data });
+      response = await fetch(route + "?render=true", { method: "POST", body: data, headers: authHeaders() });
     } catch (err) {
       setBusy(false);
       setStatus("error", "Could not reach the service. Check your connection and try again.", "", "network");
@@ -481,6 +549,7 @@
     const roundTripMs = performance.now() - started;
     setBusy(false);
 
+    if (response.status === 401) askForKey("The server needs an API key for this.");
     if (!response.ok || !body || typeof body !== "object" || body.error) {
       const error = body && body.error && typeof body.error === "object" ? body.error : {};
       const code = typeof error.code === "string" ? error.code : "";
@@ -500,6 +569,143 @@
     event.preventDefault();
     send();
   });
+
+  // ---------- a listing's photo set (POST /coverage) ----------
+
+  function setSetStatus(state, message, detail, code) {
+    const box = $("set-status");
+    box.replaceChildren();
+    if (code) box.dataset.code = code;
+    else delete box.dataset.code;
+    box.setAttribute("data-state", state);
+    box.append(el("p", message));
+    if (detail) box.append(el("p", detail, "detail"));
+  }
+
+  function chooseSet(files) {
+    chosenSet = Array.from(files || []);
+    const total = chosenSet.reduce((sum, f) => sum + f.size, 0);
+    $("set-chosen").textContent = chosenSet.length
+      ? chosenSet.length + " photo" + (chosenSet.length === 1 ? "" : "s") + " (" + formatBytes(total) + ")"
+      : "";
+  }
+
+  setFiles.addEventListener("change", () => chooseSet(setFiles.files));
+  for (const type of ["dragenter", "dragover"]) {
+    setDropzone.addEventListener(type, (event) => {
+      event.preventDefault();
+      setDropzone.classList.add("dragover");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    setDropzone.addEventListener(type, (event) => {
+      event.preventDefault();
+      if (type === "dragleave" && setDropzone.contains(event.relatedTarget)) return;
+      setDropzone.classList.remove("dragover");
+    });
+  }
+  setDropzone.addEventListener("drop", (event) => {
+    const files = event.dataTransfer && event.dataTransfer.files;
+    if (files && files.length) {
+      setFiles.value = "";
+      chooseSet(files);
+    }
+  });
+
+  function photoLine(photo) {
+    const name = typeof photo.filename === "string" && photo.filename ? photo.filename : "photo " + (photo.index + 1);
+    const pose = photo.pose && typeof photo.pose === "object" ? photo.pose : null;
+    const view = pose && pose.view ? VIEW_WORDS[pose.view] || words(pose.view) : "no view";
+    if (photo.usable) return name + ": " + view.toLowerCase() + ", usable.";
+    const problems = Array.isArray(photo.problems) ? photo.problems : [];
+    const why = problems.map((p) => PROBLEM_WORDS[p] || words(p));
+    if (photo.error && typeof photo.error.message === "string") why.push(photo.error.message);
+    return name + ": " + (pose && pose.view ? view.toLowerCase() + ", " : "") + "unusable: " + why.join("; ") + ".";
+  }
+
+  function showSet(body) {
+    const checklist = $("checklist");
+    checklist.replaceChildren();
+    const covered = body.covered && typeof body.covered === "object" ? body.covered : {};
+    const required = Array.isArray(body.required) ? body.required : [];
+    for (const view of required) {
+      const indices = Array.isArray(covered[view]) ? covered[view] : [];
+      const text = (VIEW_WORDS[view] || words(view)) + ": " +
+        (indices.length ? "photo " + indices.map((i) => i + 1).join(", ") : "missing");
+      const item = el("li", (indices.length ? "✓ " : "✗ ") + text);
+      item.dataset.view = view;
+      item.dataset.state = indices.length ? "covered" : "missing";
+      checklist.append(item);
+    }
+    const list = $("set-photos");
+    list.replaceChildren();
+    for (const photo of Array.isArray(body.photos) ? body.photos : []) {
+      const item = el("li", photoLine(photo));
+      item.dataset.usable = photo.usable ? "true" : "false";
+      list.append(item);
+    }
+    const missing = Array.isArray(body.missing) ? body.missing : [];
+    const verdict = $("set-verdict");
+    verdict.dataset.complete = body.complete ? "true" : "false";
+    verdict.textContent = body.complete
+      ? "Complete: every required view has a usable photo."
+      : "Missing " + missing.length + " view" + (missing.length === 1 ? "" : "s") + ": " +
+        missing.map((v) => (VIEW_WORDS[v] || words(v)).toLowerCase()).join(", ") + ".";
+    setResult.hidden = false;
+  }
+
+  async function sendSet() {
+    if (busy) return;
+    if (!chosenSet.length) {
+      setSetStatus("error", "Choose the photos first.");
+      return;
+    }
+    const data = new FormData();
+    for (const file of chosenSet) data.append("images", file, file.name || "photo.jpg");
+    busy = true;
+    setResult.hidden = true;
+    setSetStatus("busy", "Checking " + chosenSet.length + " photos…");
+    let response;
+    let body = null;
+    try {
+      response = await fetch("/coverage", { method: "POST", body: data, headers: authHeaders() });
+      body = await response.json();
+    } catch (err) {
+      busy = false;
+      setSetStatus("error", "Could not reach the service. Check your connection and try again.", "", "network");
+      return;
+    }
+    busy = false;
+    if (response.status === 401) askForKey("The server needs an API key for this.");
+    if (!response.ok || !body || typeof body !== "object" || body.error) {
+      const error = body && body.error && typeof body.error === "object" ? body.error : {};
+      const code = typeof error.code === "string" ? error.code : "";
+      const message = typeof error.message === "string" ? error.message : "";
+      setSetStatus("error", errorMessage(response.status, code, message, DETECTRON.name),
+        message ? "Service says: " + message : "", code || "http_" + response.status);
+      return;
+    }
+    setSetStatus(body.complete ? "ok" : "warn", body.complete ? "The set is complete." : "The set is not complete yet.");
+    showSet(body);
+  }
+
+  setForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendSet();
+  });
+
+  function showMode(mode) {
+    const set = mode === "set";
+    form.hidden = set;
+    setForm.hidden = !set;
+    if (set) result.hidden = true;
+    else setResult.hidden = true;
+    document.body.dataset.mode = set ? "set" : "single";
+  }
+
+  for (const radio of document.querySelectorAll('input[name="mode"]')) {
+    radio.addEventListener("change", () => showMode(radio.value));
+  }
 
   $("max-size").textContent = formatBytes(maxUploadBytes);
   loadBackends();
