@@ -157,7 +157,10 @@ class ParquetWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(self.rows), self.path)
+        # pa.array infers one struct type from every row (from_pylist would take the first row's keys only).
+        table = pa.Table.from_struct_array(pa.array(self.rows)) if self.rows else pa.table({})
+        columns = list(dict.fromkeys(key for row in self.rows for key in row))  # `file` first, as in JSON lines
+        pq.write_table(table.select(columns), self.path)
 
 
 def open_writer(path: Path) -> JsonLinesWriter | ParquetWriter:
