@@ -7,6 +7,7 @@ carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error
 carpose report  [--model-dir DIR]
 carpose train-views [--model-dir DIR] [--views FILE.tsv] [--images DIR]   (learned view classifier, cross-validated)
 carpose eval --views FILE.tsv [--images DIR]   (served views against views labelled by eye)
+carpose batch   SOURCE --output results.jsonl|.parquet [--address ADDR] [--gpus N]   (Ray; the `batch` extra)
 carpose serve   [--sagemaker] [--host HOST] [--port PORT]   (the HTTP service; --sagemaker: /ping, /invocations)
 """
 
