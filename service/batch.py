@@ -108,10 +108,10 @@ def score_with_ray(
 
     if not sources:
         return
-    if gpus > 0:
-        pool, resources, device = gpus, {"num_gpus": 1}, "cuda"
+    if gpus > 0:  # one GPU each, and a CPU for the decoding and the pose around the model call
+        pool, num_cpus, num_gpus, device = gpus, 1.0, 1.0, "cuda"
     else:
-        pool, resources, device = actors or int(ray.cluster_resources().get("CPU", 1)), {"num_cpus": 1}, "cpu"
+        pool, num_cpus, num_gpus, device = actors or int(ray.cluster_resources().get("CPU", 1)), 1.0, 0.0, "cpu"
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts photos (run_batch); Ray's would print beside it
     dataset = ray.data.from_items([{"file": source} for source in sources]).map_batches(
@@ -124,7 +124,8 @@ def score_with_ray(
         },
         batch_size=PHOTOS_PER_CALL,
         compute=ray.data.ActorPoolStrategy(size=min(pool, len(sources))),
-        **resources,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
     )
     for record in dataset.iter_rows():
         yield json.loads(record["row"])
