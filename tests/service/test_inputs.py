@@ -39,6 +39,18 @@ def test_heif_and_avif_are_sniffed_from_their_brands() -> None:
     assert sniff_format(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom") is None  # an MP4 video is not a photo
 
 
+def test_a_heic_with_exif_orientation_is_turned_upright_once() -> None:
+    """iPhone photos carry their rotation: pillow-heif applies it and drops the tag, so it is not applied twice."""
+    image = Image.new("RGB", (300, 200), (200, 50, 50))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    buffer = io.BytesIO()
+    image.save(buffer, "HEIF", exif=exif.tobytes())
+    decoded = decode_upload(buffer.getvalue(), 10_000_000, 40_000_000)
+    assert decoded.format == "HEIF"
+    assert (decoded.width, decoded.height) == (200, 300) == decoded.reported_size
+
+
 def test_a_heic_bomb_is_refused_from_its_header() -> None:
     data = BOMB.read_bytes()
     assert len(data) < 20_000
