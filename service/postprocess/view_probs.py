@@ -17,6 +17,10 @@ from .vocabulary import VIEWS
 # Moved or clamped azimuths end this far inside the bin edge, so that `view_of(azimuth)` is the chosen view
 # also after the API rounds the azimuth to 0.1 degree.
 EDGE_INSET_DEG = 1.0
+# The rule's azimuth sets the angle within the chosen view only while it lies at most one bin beyond that view's
+# edge: a rule one bin off (its typical miss, a three-quarter view read as `front`) still knows which edge is
+# nearer, but a rule that is further off (a back view read as front) knows nothing about the angle inside the bin.
+RULE_REACH_DEG = VIEW_BIN_DEG
 
 
 def valid_view_probs(probs: object) -> np.ndarray | None:
@@ -70,8 +74,11 @@ def azimuth_from_probs(probs: np.ndarray, index: int) -> float:
 
 
 def classifier_azimuth(probs: np.ndarray, rule_azimuth: float | None) -> tuple[int, float]:
-    """(chosen view index, azimuth in its bin): the rule's azimuth when it has one, else from the probs."""
+    """(chosen view index, azimuth in its bin): the rule's azimuth when it has one within reach of the bin,
+    else from the probs."""
     index = int(np.argmax(probs))
     if rule_azimuth is not None and math.isfinite(rule_azimuth):
-        return index, into_bin(rule_azimuth, index)
+        offset = abs((wrap_deg(rule_azimuth) - bin_centre(index) + 180.0) % 360.0 - 180.0)
+        if offset <= VIEW_BIN_DEG / 2.0 + RULE_REACH_DEG:
+            return index, into_bin(rule_azimuth, index)
     return index, azimuth_from_probs(probs, index)

@@ -61,7 +61,6 @@ def test_unnormalised_probabilities_are_normalised() -> None:
     [
         ("front_left", 23.5),  # rule ~0, bin [22.5, 67.5): moved 1 degree inside the near edge
         ("front_right", 336.5),  # bin [292.5, 337.5): the other way round
-        ("back", 158.5),  # bin [157.5, 202.5): the near edge from ~0 is 157.5 (via the left side)
     ],
 )
 def test_rule_azimuth_outside_the_bin_moves_just_inside_it(view: str, expected: float) -> None:
@@ -72,13 +71,26 @@ def test_rule_azimuth_outside_the_bin_moves_just_inside_it(view: str, expected: 
     assert pose.coarse_view == coarse_view_of(pose.azimuth_deg)
 
 
-def test_rule_azimuth_far_outside_takes_the_nearer_edge() -> None:
-    # Force a rule azimuth on the right of the front (~345) and ask for back: 202.5 is nearer than 157.5.
+def test_a_rule_azimuth_beyond_reach_is_not_used_for_the_angle() -> None:
+    # A rule on the right of the front (~345) and a classifier sure of `back`: the rule knows nothing about the
+    # angle inside the back bin, so the azimuth comes from the probabilities (symmetric here: the bin centre)
+    # instead of being pinned to an edge, which would also make coarse_view `side`.
     parts = [*front_parts(), Detection("front_right_door", (100.0, 300.0, 300.0, 560.0), 0.9)]
     rule = estimate_pose([CAR, *parts], SIZE)
     assert rule.azimuth_deg is not None and 270.0 < rule.azimuth_deg < 360.0, rule
     pose = estimate_pose([with_probs(probs_for("back")), *parts], SIZE)
-    assert pose.azimuth_deg == pytest.approx(201.5, abs=0.05)
+    check_invariants(pose)
+    assert pose.azimuth_deg == pytest.approx(180.0, abs=0.05)
+    assert pose.coarse_view == "back"
+
+
+def test_the_rule_reaches_one_bin_beyond_the_chosen_view() -> None:
+    # Rule at 0 (front). front_left's edge (22.5) is within one bin of it: the rule sets the near edge (the
+    # parametrised test above). left's edge (67.5) is 1.5 bins away and back_left further: the probabilities.
+    for view, expected in (("left", 90.0), ("back_left", 135.0)):
+        pose = estimate_pose([with_probs(probs_for(view)), *front_parts()], SIZE)
+        check_invariants(pose)
+        assert pose.azimuth_deg == pytest.approx(expected, abs=0.05), view
 
 
 def test_without_a_rule_azimuth_the_probabilities_give_one() -> None:
