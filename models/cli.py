@@ -115,6 +115,14 @@ def cmd_eval_views(args: argparse.Namespace, model_dir: Path) -> int:
     from .view_eval import evaluate_views
 
     result = evaluate_views(model_dir, Path(args.views), Path(args.images), device=args.device)
+    if args.write and result["view_classifier"] and result["unseen"] is not None:
+        from .report import write_report
+
+        card_path = model_dir / "model.json"
+        card = json.loads(card_path.read_text())
+        card["view_classifier"]["unseen_evaluation"] = {"labels": Path(args.views).name, **result["unseen"]}
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        write_report(model_dir)
     if not result["view_classifier"]:
         print("this model directory has no view classifier: the views come from the part-layout rule alone")
     _print_view_report("photos the view classifier never trained on", result["unseen"])
@@ -224,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test", choices=["train", "test"])
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ev.add_argument("--limit", type=int, help="first N images only")
-    ev.add_argument("--write", action="store_true", help="store the metrics in model.json and rewrite report.md")
+    ev.add_argument(
+        "--write", action="store_true", help="store the metrics (with --views: the unseen photos') in model.json"
+    )
     ev.add_argument("--views", help="TSV of views labelled by eye: evaluate the served views on those photos instead")
     ev.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
     ev.set_defaults(func=cmd_eval)

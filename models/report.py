@@ -196,9 +196,27 @@ def view_classifier_section(card: dict[str, Any], model_dir: Path) -> list[str]:
             f"With `min_confidence={floor['threshold']}` the eight-way view is right {floor['accuracy']:.1%} of the "
             f"time (target {floor['target']:.0%}) and {floor['share']:.1%} of the photos clear it."
         )
+    unseen = entry.get("unseen_evaluation")
+    if unseen:
+        unseen_floor = unseen["precision_97"]
+        lines += [
+            "",
+            f"Unseen photos: on {unseen['photos']} photos nothing trained on (`{unseen['labels']}`, the Car Parts "
+            "test split labelled by eye; `carpose eval --views`, the full served pipeline): "
+            f"eight-way {unseen['eight_way']:.1%} "
+            f"(strict {unseen['eight_way_strict']:.1%}), front/back/side {unseen['coarse']:.1%}, ECE "
+            f"{unseen['ece']:.3f}; confidence >= {unseen_floor['threshold']} is right {unseen_floor['accuracy']:.1%} "
+            f"of the time on {unseen_floor['share']:.1%} of them.",
+            "",
+            "```",
+            format_confusion(unseen["confusion"]),
+            "```",
+        ]
     lines += [
         "",
         "![held-out confusion](view_label_confusion.png) ![reliability](view_reliability.png)",
+        "",
+        f"Cross-validated, {held_out['photos']} training photos (the plots above):",
         "",
         "```",
         format_confusion(held_out["confusion"]),

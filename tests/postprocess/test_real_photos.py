@@ -54,3 +54,16 @@ def test_straight_rear_is_not_a_side_view_and_has_no_axle_tilt(default_backend: 
     assert sum(d.label == "wheel" for d in pose.wheels) >= 2, "the model no longer sees both rear wheels"
     assert pose.coarse_view != "side"
     assert pose.tilt_deg is None and pose.wheel_line is None
+
+
+@pytest.mark.parametrize(("name", "true_azimuth"), [("02159e548029_08", 157.5), ("02159e548029_10", 202.5)])
+def test_back_quarter_views_of_the_boxy_compact_are_back_views(
+    default_backend: object, turntable_dir: Path, name: str, true_azimuth: float
+) -> None:
+    # The part rule read these back-left/back-right photos of the boxy compact as `front` with no reason given.
+    from models.turntable import acceptable_views
+
+    pose, _ = pose_of(default_backend, turntable_dir / f"{name}.jpg")
+    assert pose.view in acceptable_views(true_azimuth)
+    assert pose.coarse_view == "back"
+    assert pose.reason is None
