@@ -30,6 +30,7 @@ from ..model_state import ModelState
 from ..pipeline import pose_from_upload
 from ..schemas import ERROR_RESPONSES, PoseResponse, error_responses
 from ..settings import Settings
+from ..upload import IMAGE_REQUEST_BODY, JSON_MEDIA_TYPE, image_from_json, is_json, max_json_body_bytes
 
 router = APIRouter(tags=["sagemaker"])
 
@@ -98,11 +99,15 @@ async def ping(state: Annotated[ModelState, Depends(get_model_state)]) -> JSONRe
     "/invocations",
     response_model=PoseResponse,
     responses=ERROR_RESPONSES,
-    summary="SageMaker inference: the raw image as the body (Content-Type image/jpeg, png, webp, heic, heif or avif)",
+    summary="SageMaker inference: the raw image as the body (Content-Type image/jpeg, png, webp, heic, heif or "
+    "avif), or JSON {image: base64 or data URL}",
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_CONTENT_TYPES},
+            "content": {
+                **{t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_CONTENT_TYPES},
+                JSON_MEDIA_TYPE: IMAGE_REQUEST_BODY["requestBody"]["content"][JSON_MEDIA_TYPE],
+            },
         }
     },
 )
@@ -116,12 +121,16 @@ async def invocations(
 ) -> PoseResponse:
     request.state.backend = backend.name
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    render = custom_attributes(request).get("render", "").lower() in {"true", "1", "yes"}
+    if is_json(request):  # the original car-angle sample's request shape: {"image": "<base64 or data URL>"}
+        body = await read_body(request, max_json_body_bytes(settings.max_upload_bytes))
+        data = image_from_json(body, settings.max_upload_bytes)
+        return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone)
     if media_type not in IMAGE_CONTENT_TYPES:
         raise PoseError(
             "unsupported_media_type",
             f"Content-Type {media_type or '(none)'} is not an image type; send the raw image as "
             f"{', '.join(IMAGE_CONTENT_TYPES[:6])}",
         )
-    render = custom_attributes(request).get("render", "").lower() in {"true", "1", "yes"}
     data = await read_body(request, settings.max_upload_bytes)
     return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -87,7 +88,21 @@ def test_invocations_takes_each_image_type(http: httpx.Client, body: bytes, cont
     assert response.json()["image"] == {"width": 200, "height": 150}
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "text/csv", "image/gif", None])
+def test_invocations_takes_the_json_base64_shape(http: httpx.Client) -> None:
+    image = jpeg_bytes(320, 240, seed=3)
+    as_json = http.post("/invocations", json={"image": base64.b64encode(image).decode()})
+    assert as_json.status_code == 200, as_json.text
+    raw = invoke(http, image, "image/jpeg")
+    a, b = as_json.json(), raw.json()
+    a.pop("timings_ms"), b.pop("timings_ms")
+    assert a == b
+    data_url = "data:image/jpeg;base64," + base64.b64encode(image).decode()
+    assert http.post("/invocations", json={"image": data_url}).status_code == 200
+    assert_error(http.post("/invocations", json={"image": "not base64!"}), 400, "invalid_image")
+    assert_error(http.post("/invocations", json={"picture": "x"}), 422, "validation_error")
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "image/gif", None])
 def test_invocations_refuses_a_body_that_is_not_declared_an_image(http: httpx.Client, content_type: str | None) -> None:
     assert_error(invoke(http, jpeg_bytes(64, 64), content_type), 415, "unsupported_media_type")
 
