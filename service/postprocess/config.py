@@ -61,6 +61,10 @@ class PoseConfig:
     wheels_only_confidence: float = 0.4  # car + a side wheel pair only: confidence = this x weaker wheel score
     ambiguous_confidence: float = 0.2  # view_ambiguous: confidence = this x mean score x concentration share
     min_confidence: float = 0.0  # confidence below -> view withheld, reason low_confidence (0 = off)
+    # A view classifier's views further than this from the rule's azimuth lose probability (view_probs.py)...
+    rule_veto_free_deg: float = 67.5
+    # ...up to a factor exp(-this x rule confidence) on the opposite side (0 = the classifier alone decides).
+    rule_veto_strength: float = 5.0
 
 
 DEFAULT_CONFIG = PoseConfig()

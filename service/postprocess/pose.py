@@ -96,7 +96,7 @@ from .config import DEFAULT_CONFIG, PoseConfig
 from .cues import part_evidence
 from .geometry import coarse_view_of, view_of, wrap_deg
 from .types import Detection, PoseEstimate
-from .view_probs import classifier_azimuth, valid_view_probs
+from .view_probs import classifier_azimuth, valid_view_probs, with_rule_veto
 from .vocabulary import (
     PART_NORMAL_DEG,
     REASON_CAR_TOO_SMALL,
@@ -156,8 +156,16 @@ def estimate_pose_unguarded(
 
 
 def _with_classifier(pose: PoseEstimate, probs: np.ndarray, cfg: PoseConfig) -> PoseEstimate:
-    """The view and confidence from the classifier; the rule's azimuth kept inside that view's bin."""
-    index, azimuth = classifier_azimuth(probs, pose.azimuth_deg)
+    """The view and confidence from the classifier (vetoed where the rule is sure of the other side); the
+    rule's azimuth kept inside that view's bin."""
+    vetoed = probs
+    if pose.reason is None:  # the rule's azimuth is a full answer only without a reason
+        vetoed = with_rule_veto(
+            probs, pose.azimuth_deg, pose.confidence, cfg.rule_veto_strength, cfg.rule_veto_free_deg
+        )
+    # The veto decides the side; the angle inside the chosen view comes from the classifier's own belief.
+    index, azimuth = classifier_azimuth(probs, pose.azimuth_deg, int(np.argmax(vetoed)))
+    probs = vetoed
     azimuth = round(azimuth, 1) % 360.0
     car_w = max(pose.car.width, 1e-6) if pose.car is not None else 1e-6
     car_h = max(pose.car.height, 1e-6) if pose.car is not None else 1e-6

@@ -73,10 +73,32 @@ def azimuth_from_probs(probs: np.ndarray, index: int) -> float:
     return clamp_into_bin(mean, index)
 
 
-def classifier_azimuth(probs: np.ndarray, rule_azimuth: float | None) -> tuple[int, float]:
+def with_rule_veto(
+    probs: np.ndarray, rule_azimuth: float | None, rule_confidence: float, strength: float, free_deg: float
+) -> np.ndarray:
+    """The probabilities with views far from the rule's azimuth made less likely, renormalised.
+
+    The rule and the classifier fail differently: the rule is often one bin off (three-quarter views read as
+    the axis) but rarely on the wrong side of the car, where its layout cues (front vs rear parts, left vs
+    right) are exact sign relations; the classifier is rarely off by one bin but, on an unusual car, can split
+    its belief between a view and its mirror or its opposite. So views within `free_deg` of the rule's azimuth
+    keep their probability, and beyond that a view loses up to exp(-strength x rule confidence) at the opposite
+    side: a confident classifier still wins over an unsure rule, a split classifier follows the rule's side.
+    """
+    if rule_azimuth is None or not math.isfinite(rule_azimuth) or strength <= 0.0:
+        return probs
+    centres = np.array([bin_centre(i) for i in range(len(VIEWS))])
+    distance = np.abs((centres - wrap_deg(rule_azimuth) + 180.0) % 360.0 - 180.0)
+    beyond = np.clip((distance - free_deg) / max(180.0 - free_deg, 1e-6), 0.0, 1.0)
+    weighted = probs * np.exp(-strength * max(0.0, min(1.0, rule_confidence)) * beyond)
+    total = float(weighted.sum())
+    return weighted / total if total > 0.0 and math.isfinite(total) else probs
+
+
+def classifier_azimuth(probs: np.ndarray, rule_azimuth: float | None, index: int | None = None) -> tuple[int, float]:
     """(chosen view index, azimuth in its bin): the rule's azimuth when it has one within reach of the bin,
-    else from the probs."""
-    index = int(np.argmax(probs))
+    else from the probs. `index`: the chosen view when it is not the probs' argmax (after a rule veto)."""
+    index = int(np.argmax(probs)) if index is None else index
     if rule_azimuth is not None and math.isfinite(rule_azimuth):
         offset = abs((wrap_deg(rule_azimuth) - bin_centre(index) + 180.0) % 360.0 - 180.0)
         if offset <= VIEW_BIN_DEG / 2.0 + RULE_REACH_DEG:

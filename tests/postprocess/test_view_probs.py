@@ -23,6 +23,9 @@ from service.postprocess import (
 from service.postprocess.geometry import angle_diff_deg
 from tests.postprocess.test_edge_cases import CAR, SIZE, check_invariants, front_parts, wheel
 
+# The hook's mechanics without the rule's veto (tested on its own below).
+NO_VETO = PoseConfig(rule_veto_strength=0.0)
+
 
 def probs_for(view: str, p: float = 0.8) -> tuple[float, ...]:
     """`p` on `view`, the rest spread evenly."""
@@ -41,7 +44,7 @@ def test_rule_alone_reads_the_front_parts_as_front() -> None:
 
 
 def test_argmax_is_the_view_and_its_probability_the_confidence() -> None:
-    pose = estimate_pose([with_probs(probs_for("front", 0.9)), *front_parts()], SIZE)
+    pose = estimate_pose([with_probs(probs_for("front", 0.9)), *front_parts()], SIZE, NO_VETO)
     check_invariants(pose)
     rule = estimate_pose([CAR, *front_parts()], SIZE)
     assert pose.view == "front" and pose.reason is None
@@ -51,7 +54,7 @@ def test_argmax_is_the_view_and_its_probability_the_confidence() -> None:
 
 def test_unnormalised_probabilities_are_normalised() -> None:
     raw = tuple(2.0 * p for p in probs_for("back", 0.6))
-    pose = estimate_pose([with_probs(raw), *front_parts()], SIZE)
+    pose = estimate_pose([with_probs(raw), *front_parts()], SIZE, NO_VETO)
     assert pose.view == "back"
     assert pose.confidence == pytest.approx(0.6, abs=1e-3)
 
@@ -78,7 +81,7 @@ def test_a_rule_azimuth_beyond_reach_is_not_used_for_the_angle() -> None:
     parts = [*front_parts(), Detection("front_right_door", (100.0, 300.0, 300.0, 560.0), 0.9)]
     rule = estimate_pose([CAR, *parts], SIZE)
     assert rule.azimuth_deg is not None and 270.0 < rule.azimuth_deg < 360.0, rule
-    pose = estimate_pose([with_probs(probs_for("back")), *parts], SIZE)
+    pose = estimate_pose([with_probs(probs_for("back")), *parts], SIZE, NO_VETO)
     check_invariants(pose)
     assert pose.azimuth_deg == pytest.approx(180.0, abs=0.05)
     assert pose.coarse_view == "back"
@@ -173,9 +176,9 @@ def test_invalid_probabilities_are_ignored(probs: object) -> None:
 
 def test_floor_withholds_the_view_but_keeps_the_azimuth() -> None:
     dets = [with_probs(probs_for("front_left", 0.55)), *front_parts()]
-    open_pose = estimate_pose(dets, SIZE, PoseConfig(min_confidence=0.5))
+    open_pose = estimate_pose(dets, SIZE, replace(NO_VETO, min_confidence=0.5))
     assert open_pose.view == "front_left" and open_pose.reason is None
-    floored = estimate_pose(dets, SIZE, PoseConfig(min_confidence=0.6))
+    floored = estimate_pose(dets, SIZE, replace(NO_VETO, min_confidence=0.6))
     check_invariants(floored)
     assert (floored.view, floored.coarse_view, floored.reason) == (None, None, REASON_LOW_CONFIDENCE)
     assert floored.azimuth_deg == open_pose.azimuth_deg and floored.confidence == open_pose.confidence
@@ -208,3 +211,36 @@ def test_probabilities_on_another_car_are_not_used() -> None:
     rule = estimate_pose([CAR, *front_parts()], SIZE)
     pose = estimate_pose([far, CAR, *front_parts()], SIZE)
     assert pose.view == rule.view == "front" and pose.confidence == rule.confidence
+
+
+def split(view: str, p: float, other: str, q: float) -> tuple[float, ...]:
+    rest = (1.0 - p - q) / (len(VIEWS) - 2)
+    return tuple(p if v == view else q if v == other else rest for v in VIEWS)
+
+
+def test_the_rule_vetoes_a_split_classifier_on_the_opposite_side() -> None:
+    # The rule reads front parts (front, with some confidence); the classifier leans back but also holds front.
+    rule = estimate_pose([CAR, *front_parts()], SIZE)
+    assert rule.view == "front" and rule.confidence > 0.3
+    pose = estimate_pose([with_probs(split("back", 0.55, "front", 0.40)), *front_parts()], SIZE)
+    check_invariants(pose)
+    assert pose.view == "front" and pose.coarse_view == "front"
+    assert pose.confidence > 0.4  # renormalised: the vetoed back no longer takes its share
+    alone = estimate_pose([with_probs(split("back", 0.55, "front", 0.40)), *front_parts()], SIZE, NO_VETO)
+    assert alone.view == "back"
+
+
+def test_a_confident_classifier_wins_over_the_rule() -> None:
+    # A sure rule (these synthetic front parts: confidence ~0.8) keeps ~1.7% of a view on the opposite side.
+    pose = estimate_pose([with_probs(split("back", 0.995, "front", 0.004)), *front_parts()], SIZE)
+    assert pose.view == "back" and pose.coarse_view == "back"
+
+
+def test_the_veto_never_pulls_toward_the_rule_within_reach() -> None:
+    # Three-quarter photos the rule reads as front: the classifier's front_left stands, whatever the split.
+    pose = estimate_pose([with_probs(split("front_left", 0.51, "front", 0.45)), *front_parts()], SIZE)
+    assert pose.view == "front_left"
+    assert pose.confidence == pytest.approx(
+        estimate_pose([with_probs(split("front_left", 0.51, "front", 0.45)), *front_parts()], SIZE, NO_VETO).confidence,
+        abs=0.02,
+    )
