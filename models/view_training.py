@@ -106,7 +106,7 @@ def imagenet_trunk() -> ViewNet:
 
 @torch.inference_mode()
 def trunk_features(net: ViewNet, crops: np.ndarray) -> np.ndarray:
-    """(N, 224, 224, 3) uint8 -> (N, 1280, 7, 7) float16 trunk features."""
+    """(N, S, S, 3) uint8 crops -> (N, 1280, S / 32, S / 32) float16 trunk features."""
     out = []
     for start in range(0, len(crops), FEATURE_BATCH):
         out.append(net.trunk(to_tensor(crops[start : start + FEATURE_BATCH])).half().numpy())

@@ -27,6 +27,21 @@ IMAGE_FIELD_DESCRIPTION = "Car photo: JPEG, PNG, WebP, HEIC/HEIF or AVIF (EXIF o
 # Multipart form limits: one file, a few small fields (the route reads `image` only).
 MAX_FORM_FILES, MAX_FORM_FIELDS = 4, 16
 
+# The JSON shape of an image upload (POST /pose, SageMaker /invocations) in OpenAPI.
+JSON_IMAGE_CONTENT: dict[str, object] = {
+    "schema": {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {
+                "type": "string",
+                "description": "The photo as base64, or a data URL (data:image/jpeg;base64,...); "
+                "same formats and limits as the multipart upload",
+            }
+        },
+    },
+    "example": {"image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ..."},
+}
 # The route reads its body itself (either media type), so the OpenAPI request body is declared here.
 IMAGE_REQUEST_BODY = {
     "requestBody": {
@@ -41,20 +56,7 @@ IMAGE_REQUEST_BODY = {
                     },
                 }
             },
-            JSON_MEDIA_TYPE: {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {
-                            "type": "string",
-                            "description": "The photo as base64, or a data URL (data:image/jpeg;base64,...); "
-                            "same formats and limits as the multipart upload",
-                        }
-                    },
-                },
-                "example": {"image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ..."},
-            },
+            JSON_MEDIA_TYPE: JSON_IMAGE_CONTENT,
         },
     }
 }

@@ -30,7 +30,7 @@ from ..model_state import ModelState
 from ..pipeline import pose_from_upload
 from ..schemas import ERROR_RESPONSES, PoseResponse, error_responses
 from ..settings import Settings
-from ..upload import IMAGE_REQUEST_BODY, JSON_MEDIA_TYPE, image_from_json, is_json, max_json_body_bytes
+from ..upload import JSON_IMAGE_CONTENT, JSON_MEDIA_TYPE, image_from_json, is_json, max_json_body_bytes
 
 router = APIRouter(tags=["sagemaker"])
 
@@ -106,7 +106,7 @@ async def ping(state: Annotated[ModelState, Depends(get_model_state)]) -> JSONRe
             "required": True,
             "content": {
                 **{t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_CONTENT_TYPES},
-                JSON_MEDIA_TYPE: IMAGE_REQUEST_BODY["requestBody"]["content"][JSON_MEDIA_TYPE],
+                JSON_MEDIA_TYPE: JSON_IMAGE_CONTENT,
             },
         }
     },
