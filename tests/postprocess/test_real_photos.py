@@ -67,3 +67,15 @@ def test_back_quarter_views_of_the_boxy_compact_are_back_views(
     assert pose.view in acceptable_views(true_azimuth)
     assert pose.coarse_view == "back"
     assert pose.reason is None
+
+
+@pytest.mark.parametrize(("name", "true_azimuth"), [("03a857ce842d_09", 180.0), ("0495dcf27283_05", 90.0)])
+def test_the_rule_vetoes_the_classifiers_wrong_side(
+    default_backend: object, turntable_dir: Path, name: str, true_azimuth: float
+) -> None:
+    # The classifier alone split these between a view and its opposite (an SUV's rear: 0.76 front, 0.15 back; a
+    # coupe's left side: 0.59 right, 0.39 left); the part rule's side decides.
+    from models.turntable import acceptable_views
+
+    pose, _ = pose_of(default_backend, turntable_dir / f"{name}.jpg")
+    assert pose.view in acceptable_views(true_azimuth)
