@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from service.backends.detectron import DetectronBackend
 from service.postprocess import VIEWS, PoseConfig
@@ -43,8 +42,7 @@ def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_th
         if not match:
             continue
         truth = (int(match["step"]) - 1) * STEP_DEG
-        rgb = np.asarray(Image.open(path).convert("RGB"))
-        pose = runtime.predict(rgb).pose
+        pose = runtime.predict(path.read_bytes()).pose  # decoded as POST /pose decodes uploads
         rows.append(
             {
                 "file": path.name,
