@@ -24,9 +24,8 @@ from service.runtime import Runtime
 
 from .data import SPLITS
 from .groundtruth import car_instance, split_coco_instances
+from .view_metrics import NO_VIEW, VIEW_AXIS
 
-NO_VIEW = "none"
-VIEW_AXIS = [*VIEWS, NO_VIEW]
 COARSE_AXIS = ["front", "back", "side", NO_VIEW]
 # Low enough that AP sees the whole precision/recall curve; the pose uses the service threshold.
 EVAL_SCORE_THRESHOLD = 0.05

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,40 +98,16 @@ def plot_per_class_ap(metrics: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
-def plot_confusion(metrics: dict[str, Any], out: Path) -> None:
-    matrix = confusion_matrix(metrics["view_agreement"]["confusion"])
+def plot_count_matrix(
+    matrix: np.ndarray, rows: Sequence[str], columns: Sequence[str], labels: tuple[str, str], title: str, out: Path
+) -> None:
+    """A confusion matrix as a heat map with its counts; `labels` = (x label, y label)."""
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(VIEW_AXIS)), VIEW_AXIS, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(VIEW_AXIS)), VIEW_AXIS, fontsize=8)
-    ax.set_xlabel("view from the model's detections")
-    ax.set_ylabel("view from the ground-truth parts")
-    for (i, j), count in np.ndenumerate(matrix):
-        if count:
-            ax.text(
-                j,
-                i,
-                str(count),
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if count > matrix.max() / 2 else "black",
-            )
-    ax.set_title("View confusion (test split)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-
-
-def plot_label_confusion(report: dict[str, Any], out: Path, title: str) -> None:
-    confusion = report["confusion"]
-    matrix = np.array(confusion["counts"])
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(matrix.shape[1]), confusion["columns_predicted"], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(matrix.shape[0]), confusion["rows_labelled"], fontsize=8)
-    ax.set_xlabel("view answered")
-    ax.set_ylabel("view labelled by eye")
+    ax.set_xticks(range(len(columns)), list(columns), rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
     for (i, j), count in np.ndenumerate(matrix):
         if count:
             colour = "white" if count > matrix.max() / 2 else "black"
@@ -139,6 +116,19 @@ def plot_label_confusion(report: dict[str, Any], out: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def plot_confusion(metrics: dict[str, Any], out: Path) -> None:
+    matrix = confusion_matrix(metrics["view_agreement"]["confusion"])
+    labels = ("view from the model's detections", "view from the ground-truth parts")
+    plot_count_matrix(matrix, VIEW_AXIS, VIEW_AXIS, labels, "View confusion (test split)", out)
+
+
+def plot_label_confusion(report: dict[str, Any], out: Path, title: str) -> None:
+    confusion = report["confusion"]
+    matrix = np.array(confusion["counts"])
+    labels = ("view answered", "view labelled by eye")
+    plot_count_matrix(matrix, confusion["rows_labelled"], confusion["columns_predicted"], labels, title, out)
 
 
 def plot_reliability(report: dict[str, Any], out: Path) -> None:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .geometry import VIEW_BIN_DEG, wrap_deg
+from .geometry import VIEW_BIN_DEG, angle_diff_deg, wrap_deg
 from .vocabulary import VIEWS
 
 # Moved or clamped azimuths end this far inside the bin edge, so that `view_of(azimuth)` is the chosen view
@@ -99,8 +99,11 @@ def classifier_azimuth(probs: np.ndarray, rule_azimuth: float | None, index: int
     """(chosen view index, azimuth in its bin): the rule's azimuth when it has one within reach of the bin,
     else from the probs. `index`: the chosen view when it is not the probs' argmax (after a rule veto)."""
     index = int(np.argmax(probs)) if index is None else index
-    if rule_azimuth is not None and math.isfinite(rule_azimuth):
-        offset = abs((wrap_deg(rule_azimuth) - bin_centre(index) + 180.0) % 360.0 - 180.0)
-        if offset <= VIEW_BIN_DEG / 2.0 + RULE_REACH_DEG:
-            return index, into_bin(rule_azimuth, index)
+    reach = VIEW_BIN_DEG / 2.0 + RULE_REACH_DEG
+    if (
+        rule_azimuth is not None
+        and math.isfinite(rule_azimuth)
+        and angle_diff_deg(rule_azimuth, bin_centre(index)) <= reach
+    ):
+        return index, into_bin(rule_azimuth, index)
     return index, azimuth_from_probs(probs, index)
