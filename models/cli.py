@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from service.cli import add_runtime_commands
+from service.cli import add_runtime_commands, run
 
 from .paths import DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR, DEFAULT_VIEWS_FILE, REPO_ROOT
 
@@ -263,10 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":
