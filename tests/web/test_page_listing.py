@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image, ImageFilter
+from playwright.sync_api import expect
 
 from models.paths import DEFAULT_TURNTABLE_DIR
 from service.postprocess.vocabulary import VIEWS
@@ -94,7 +95,8 @@ def test_the_page_asks_for_a_key_and_sends_it(
         page.wait_for_selector("#key-form:not([hidden])", state="visible")  # /backends answered 401
         page.fill("#api-key", "wrong-key")
         page.click("#key-send")
-        page.wait_for_function("document.querySelector('#key-status').textContent.includes('refused')")
+        # A locator wait, not wait_for_function: the page's CSP forbids the eval that a string predicate needs.
+        expect(page.locator("#key-status")).to_contain_text("refused", timeout=30_000)
         assert page.is_visible("#key-form")
 
         page.fill("#api-key", KEY)
