@@ -103,6 +103,10 @@ class DetectronBackend:
         self.model = build_model(cfg)
         self.model.eval()
         DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        # Modules that know a faster serving form (folded batch norms, NHWC) switch to it once the weights are in.
+        for module in self.model.modules():
+            if hasattr(module, "prepare_for_inference"):
+                module.prepare_for_inference()
         self.input_format = cfg.INPUT.FORMAT
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.classes = self.card.classes

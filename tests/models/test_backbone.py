@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from detectron2.layers import FrozenBatchNorm2d
 
 from models.config import RECIPES, load_cfg
+from service.modeling.inference import fold_batch_norms
 from service.modeling.mobilenet import MobileNetV2Backbone, imagenet_weights_path, load_imagenet_weights
 
 
@@ -38,3 +42,44 @@ def test_backbone_shapes_and_frozen_stem() -> None:
     frozen = cfg.MODEL.BACKBONE.FREEZE_AT
     assert not any(p.requires_grad for block in bottom_up.blocks[:frozen] for p in block.parameters())
     assert all(p.requires_grad for block in bottom_up.blocks[frozen:] for p in block.parameters())
+
+
+def _randomised_norms(module: torch.nn.Module) -> None:
+    """Non-trivial batch-norm statistics, so a fold that dropped the mean, the variance or eps would show."""
+    generator = torch.Generator().manual_seed(0)
+    for norm in module.modules():
+        if hasattr(norm, "running_var"):
+            size = norm.running_var.shape
+            norm.running_mean.copy_(torch.randn(size, generator=generator))
+            norm.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+            norm.weight.data.copy_(torch.randn(size, generator=generator))
+            norm.bias.data.copy_(torch.randn(size, generator=generator))
+
+
+def test_serving_form_of_the_trunk_gives_the_same_features() -> None:
+    """prepare_for_inference folds 52 batch norms and switches to NHWC; the features must not move."""
+    trained = MobileNetV2Backbone(["res2", "res3", "res4", "res5"], freeze_at=2)
+    _randomised_norms(trained)
+    serving = copy.deepcopy(trained)
+    serving.prepare_for_inference()
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in serving.modules())
+    image = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected, got = trained(image), serving(image)
+    for name, tensor in expected.items():
+        assert got[name].is_contiguous()  # the FPN gets the usual layout back
+        torch.testing.assert_close(got[name], tensor, rtol=1e-4, atol=1e-4 * float(tensor.abs().max()))
+
+
+def test_fold_leaves_norms_in_training_mode_alone() -> None:
+    layers = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    assert fold_batch_norms(layers) == 0  # training mode: its statistics are not final
+    layers.eval()
+    _randomised_norms(layers)
+    image = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        expected = layers(image)
+    assert fold_batch_norms(layers) == 1
+    assert isinstance(layers[1], torch.nn.Identity)
+    with torch.inference_mode():
+        torch.testing.assert_close(layers(image), expected, rtol=1e-5, atol=1e-5)
