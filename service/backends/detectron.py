@@ -24,6 +24,7 @@ from detectron2.modeling import build_model
 
 from ..imaging import DecodedImage
 from ..modeling import carpose_cfg
+from ..modeling.inference import prepare_for_inference
 from ..postprocess import CAR_LABEL, Detection, PoseConfig
 from ..postprocess.cars import select_main_car
 from .view_classifier import ViewClassifier
@@ -61,6 +62,14 @@ class CudaOptions:
     fp16: bool = False  # float16 autocast of the model call
     cudnn_benchmark: bool = True  # cuDNN times its algorithms per input shape once, then keeps the fastest
     pin_memory: bool = True  # page-locked host tensors for the copy to the GPU
+
+
+def _nchw_features(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """RoIAlign reads NCHW maps: convert the NHWC pyramid once here, not once in each of the box and mask poolers
+    (GeneralizedRCNN calls roi_heads(images, features, proposals, targets))."""
+    del module
+    images, features, *rest = args
+    return (images, {name: tensor.contiguous() for name, tensor in features.items()}, *rest)
 
 
 def resolve_device(requested: str) -> str:
@@ -103,10 +112,11 @@ class DetectronBackend:
         self.model = build_model(cfg)
         self.model.eval()
         DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
-        # Modules that know a faster serving form (folded batch norms, NHWC) switch to it once the weights are in.
-        for module in self.model.modules():
-            if hasattr(module, "prepare_for_inference"):
-                module.prepare_for_inference()
+        # Batch norms folded into the convolutions, NHWC layout: same detections, ~1.8x faster on a CPU (measured,
+        # docs/views.md "Latency"). The model object is for serving only from here on.
+        prepare_for_inference(self.model)
+        if hasattr(self.model, "roi_heads"):
+            self.model.roi_heads.register_forward_pre_hook(_nchw_features)
         self.input_format = cfg.INPUT.FORMAT
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.classes = self.card.classes

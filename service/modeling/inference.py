@@ -1,9 +1,11 @@
 """Inference-only rewrites of a loaded network that keep its answers (to float rounding) and cut its CPU time.
 
 - `fold_batch_norms`: a convolution followed by an eval-mode (or frozen) BatchNorm is one convolution with scaled
-  weights and a bias. MobileNetV2 has 52 such pairs; each fold saves one full pass over a feature map.
-- `channels_last`: PyTorch's CPU depthwise convolutions (most of MobileNetV2's layers) run about twice as fast on
-  NHWC tensors as on NCHW ones (measured on the project's 2-core VM; docs/views.md, "Latency").
+  weights and a bias. MobileNetV2 has 51-52 such pairs; each fold saves one full pass over a feature map.
+- `channels_last`: PyTorch's CPU (oneDNN) convolutions run faster on NHWC tensors than on NCHW ones, the depthwise
+  ones of MobileNetV2 about twice as fast (measured on the project's 2-core VM; docs/views.md, "Latency"). A
+  convolution with NHWC weights gives NHWC outputs, so converting the weights once carries the layout through the
+  network; the other layers (RoIAlign, linear heads) take either layout.
 
 Both change the weights in place, so a model rewritten here must never be saved or trained again.
 """

@@ -18,8 +18,6 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from torch import nn
 from torchvision.models import mobilenet_v2
 
-from .inference import prepare_for_inference
-
 # Index (inclusive) of the last `features` block at each stride, and its channel count.
 _STAGES: dict[str, tuple[int, int, int]] = {
     "res2": (3, 4, 24),
@@ -45,24 +43,14 @@ class MobileNetV2Backbone(Backbone):
         for block in self.blocks[:freeze_at]:
             for param in block.parameters():
                 param.requires_grad = False
-        self._channels_last = False
-
-    def prepare_for_inference(self) -> None:
-        """Serving only (changes the weights): batch norms folded into the convolutions and the NHWC layout,
-        which halves this trunk's CPU time (docs/views.md, "Latency"). The FPN and heads still get NCHW maps."""
-        prepare_for_inference(self.blocks)
-        self._channels_last = True
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self._channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         outputs: dict[str, torch.Tensor] = {}
         for index, block in enumerate(self.blocks):
             x = block(x)
             name = self._stage_end.get(index)
             if name is not None:
-                # The FPN's 1x1/3x3 convolutions measured slower on NHWC maps: hand them the usual layout.
-                outputs[name] = x.contiguous() if self._channels_last else x
+                outputs[name] = x
         return outputs
 
     def output_shape(self) -> dict[str, ShapeSpec]:

@@ -9,7 +9,7 @@ import torch
 from detectron2.layers import FrozenBatchNorm2d
 
 from models.config import RECIPES, load_cfg
-from service.modeling.inference import fold_batch_norms
+from service.modeling.inference import fold_batch_norms, prepare_for_inference
 from service.modeling.mobilenet import MobileNetV2Backbone, imagenet_weights_path, load_imagenet_weights
 
 
@@ -56,18 +56,22 @@ def _randomised_norms(module: torch.nn.Module) -> None:
             norm.bias.data.copy_(torch.randn(size, generator=generator))
 
 
-def test_serving_form_of_the_trunk_gives_the_same_features() -> None:
-    """prepare_for_inference folds 52 batch norms and switches to NHWC; the features must not move."""
-    trained = MobileNetV2Backbone(["res2", "res3", "res4", "res5"], freeze_at=2)
+def test_serving_form_of_the_backbone_gives_the_same_features() -> None:
+    """prepare_for_inference folds the trunk's 51 batch norms and switches to NHWC; the FPN maps must not move."""
+    from detectron2.modeling import build_backbone
+
+    cfg = load_cfg(RECIPES["cpu_mnv2_fpn"], ["MODEL.MOBILENET.IMAGENET_INIT", "False"])
+    trained = build_backbone(cfg).eval()
     _randomised_norms(trained)
-    serving = copy.deepcopy(trained)
-    serving.prepare_for_inference()
+    serving = prepare_for_inference(copy.deepcopy(trained))
+    # Blocks 0-17: the detector stops before MobileNetV2's 1280-channel block.
+    assert sum(isinstance(m, FrozenBatchNorm2d) for m in trained.modules()) == 51
     assert not any(isinstance(m, FrozenBatchNorm2d) for m in serving.modules())
     image = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         expected, got = trained(image), serving(image)
     for name, tensor in expected.items():
-        assert got[name].is_contiguous()  # the FPN gets the usual layout back
+        assert got[name].is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(got[name], tensor, rtol=1e-4, atol=1e-4 * float(tensor.abs().max()))
 
 
