@@ -88,14 +88,14 @@ def _evaluate_into_card(model_dir: Path, dataset: Path, split: str, device: str,
 
 
 def _print_view_report(title: str, report: dict | None) -> None:
-    from .view_metrics import format_confusion
+    from .view_metrics import ece_interval_text, format_confusion
 
     if report is None:
         return
     print(f"\n{title}: {report['photos']} photos")
     print(
         f"eight-way {report['eight_way']:.1%} (strict {report['eight_way_strict']:.1%}), "
-        f"front/back/side {report['coarse']:.1%}, ECE {report['ece']:.3f}"
+        f"front/back/side {report['coarse']:.1%}, ECE {report['ece']:.3f}{ece_interval_text(report)}"
     )
     print(format_confusion(report["confusion"]))
     print("reliability (confidence bin: photos, mean confidence, share right):")

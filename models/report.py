@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .evaluation import VIEW_AXIS, confusion_matrix
-from .view_metrics import format_confusion
+from .view_metrics import ece_interval_text, format_confusion
 
 HISTORY_FILE = "train_history.json"
 LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc")
@@ -195,7 +195,8 @@ def view_classifier_section(card: dict[str, Any], model_dir: Path) -> list[str]:
             "test split labelled by eye; `carpose eval --views`, the full served pipeline): "
             f"eight-way {unseen['eight_way']:.1%} "
             f"(strict {unseen['eight_way_strict']:.1%}), front/back/side {unseen['coarse']:.1%}, ECE "
-            f"{unseen['ece']:.3f}; confidence >= {unseen_floor['threshold']} is right {unseen_floor['accuracy']:.1%} "
+            f"{unseen['ece']:.3f}{ece_interval_text(unseen)}; confidence >= {unseen_floor['threshold']} is right "
+            f"{unseen_floor['accuracy']:.1%} "
             f"of the time on {unseen_floor['share']:.1%} of them.",
             "",
             "```",

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from models.view_metrics import (
+    ece_interval,
+    ece_interval_text,
     expected_calibration_error,
     format_confusion,
     precision_threshold,
@@ -27,6 +29,21 @@ def test_ece_of_an_overconfident_classifier() -> None:
     confidence = np.full(10, 0.95)
     correct = np.array([True] * 5 + [False] * 5)
     assert expected_calibration_error(confidence, correct) == pytest.approx(0.45)
+
+
+def test_ece_interval_brackets_the_ece_and_narrows_with_more_photos() -> None:
+    rng = np.random.default_rng(3)
+    confidence = rng.uniform(0.5, 1.0, 400)
+    correct = rng.uniform(size=400) < confidence  # calibrated by construction
+    ece = expected_calibration_error(confidence, correct)
+    few, many = ece_interval(confidence[:100], correct[:100]), ece_interval(confidence, correct)
+    assert few is not None and many is not None
+    assert many[0] <= ece <= many[1]
+    assert many[1] - many[0] < few[1] - few[0]
+    assert ece_interval(confidence, correct) == many  # fixed seed: reproducible figures
+    assert ece_interval(confidence[:1], correct[:1]) is None
+    assert ece_interval_text({"ece_interval_95": many}).startswith(" (95% bootstrap interval 0.")
+    assert ece_interval_text({}) == ""
 
 
 def test_precision_threshold_keeps_the_confident_right_ones() -> None:
