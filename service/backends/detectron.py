@@ -112,7 +112,7 @@ class DetectronBackend:
         self.model = build_model(cfg)
         self.model.eval()
         DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
-        # Batch norms folded into the convolutions, NHWC layout: same detections, ~1.8x faster on a CPU (measured,
+        # Batch norms folded into the convolutions, NHWC layout: same detections, 1.6x faster on a CPU (measured,
         # docs/views.md "Latency"). The model object is for serving only from here on.
         prepare_for_inference(self.model)
         if hasattr(self.model, "roi_heads"):

@@ -58,7 +58,8 @@ def fold_batch_norms(module: nn.Module) -> int:
 
 
 def prepare_for_inference(module: nn.Module) -> nn.Module:
-    """Eval mode, batch norms folded, weights in channels_last; the caller feeds channels_last inputs."""
+    """Eval mode, batch norms folded, weights in channels_last. Inputs may come in either layout: a convolution
+    with NHWC weights answers in NHWC, so the layout spreads from the first one."""
     module.eval()
     fold_batch_norms(module)
     return module.to(memory_format=torch.channels_last)
