@@ -25,28 +25,39 @@ def pose_scope(app_state: Any, path: str = "/pose") -> dict[str, Any]:
     }
 
 
+class Probe:
+    """The inner app, `receive` and `send` of one request through the middleware, recording what they saw."""
+
+    def __init__(self, body: bytes = b"x" * 1000, more_body: bool = True) -> None:
+        self.sent: list[dict] = []
+        self.receive_calls = 0
+        self.app_called = False
+        self._chunk = {"type": "http.request", "body": body, "more_body": more_body}
+
+    async def app(self, scope, receive, send) -> None:
+        self.app_called = True
+
+    async def receive(self) -> dict:
+        self.receive_calls += 1
+        return self._chunk
+
+    async def send(self, message: dict) -> None:
+        self.sent.append(message)
+
+    def seen(self) -> dict[str, Any]:
+        return {"app_called": self.app_called, "receive_calls": self.receive_calls}
+
+
 def run_admission(
     gate: InferenceGate, model_status: str = "ok", refusal_delay_s: float = 0.0
 ) -> tuple[list[dict], dict[str, Any]]:
     """One request through AdmissionMiddleware; returns what it sent and what the inner app and receive saw."""
-    seen = {"app_called": False, "receive_calls": 0}
-    sent: list[dict] = []
-
-    async def app(scope, receive, send) -> None:
-        seen["app_called"] = True
-
-    async def receive() -> dict:
-        seen["receive_calls"] += 1
-        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
+    probe = Probe()
     model = SimpleNamespace(status=model_status, backend=object() if model_status == "ok" else None, error="boom")
     state = SimpleNamespace(gate=gate, model=model)
-    middleware = AdmissionMiddleware(app, body_timeout_s=5.0, refusal_delay_s=refusal_delay_s)
-    asyncio.run(middleware(pose_scope(state), receive, send))
-    return sent, seen
+    middleware = AdmissionMiddleware(probe.app, body_timeout_s=5.0, refusal_delay_s=refusal_delay_s)
+    asyncio.run(middleware(pose_scope(state), probe.receive, probe.send))
+    return probe.sent, probe.seen()
 
 
 def test_a_full_gate_refuses_without_reading_the_body() -> None:
@@ -191,28 +202,15 @@ def test_a_queued_request_whose_client_left_never_gets_the_slot() -> None:
 
 def test_too_many_uploads_at_once_are_refused_before_the_body() -> None:
     gate = InferenceGate(workers=1, max_queue=4)
-    sent: list[dict] = []
-    receive_calls = 0
-
-    async def app(scope, receive, send) -> None:  # pragma: no cover - must not run
-        raise AssertionError("refused requests never reach the app")
-
-    async def receive() -> dict:
-        nonlocal receive_calls
-        receive_calls += 1
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
+    probe = Probe(body=b"", more_body=False)
     try:
-        middleware = AdmissionMiddleware(app, body_timeout_s=5.0, max_uploads=2)
+        middleware = AdmissionMiddleware(probe.app, body_timeout_s=5.0, max_uploads=2)
         # Two uploads in progress that are receiving data: not stalled, so neither gives way.
         middleware.uploads = [SimpleNamespace(evicted=asyncio.Event(), last_activity=float("inf")) for _ in "ab"]
         state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="ok", backend=object(), error=None))
-        asyncio.run(middleware(pose_scope(state), receive, send))
-        assert sent[0]["status"] == 503 and b'"overloaded"' in sent[1]["body"]
-        assert receive_calls == 0 and gate.admitted == 0
+        asyncio.run(middleware(pose_scope(state), probe.receive, probe.send))
+        assert probe.sent[0]["status"] == 503 and b'"overloaded"' in probe.sent[1]["body"]
+        assert probe.seen() == {"app_called": False, "receive_calls": 0} and gate.admitted == 0
     finally:
         gate.shutdown()
 
@@ -285,24 +283,12 @@ def test_a_stalled_upload_gives_its_place_to_a_new_request() -> None:
 
 def test_the_sagemaker_route_is_admitted_like_pose_when_served() -> None:
     gate = InferenceGate(workers=1, max_queue=1)
-    sent: list[dict] = []
-    receive_calls = 0
-
-    async def app(scope, receive, send) -> None:  # pragma: no cover - must not run
-        raise AssertionError("refused requests never reach the app")
-
-    async def receive() -> dict:
-        nonlocal receive_calls
-        receive_calls += 1
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
+    probe = Probe(body=b"", more_body=False)
     try:
-        middleware = AdmissionMiddleware(app, body_timeout_s=5.0, gates={"/invocations": "gate"})
+        middleware = AdmissionMiddleware(probe.app, body_timeout_s=5.0, gates={"/invocations": "gate"})
         state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="loading", backend=None, error=None))
-        asyncio.run(middleware(pose_scope(state, "/invocations"), receive, send))
-        assert sent[0]["status"] == 503 and b'"model_loading"' in sent[1]["body"] and receive_calls == 0
+        asyncio.run(middleware(pose_scope(state, "/invocations"), probe.receive, probe.send))
+        assert probe.sent[0]["status"] == 503 and b'"model_loading"' in probe.sent[1]["body"]
+        assert probe.seen() == {"app_called": False, "receive_calls": 0}
     finally:
         gate.shutdown()
