@@ -288,23 +288,10 @@ async def slow_bodies(port: int, raw: bytes, connections: int) -> Result:
     return result
 
 
-def metric(server: Server, name: str, **labels: str) -> float:
-    import httpx
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = httpx.get(f"{server.url}/metrics", timeout=30).text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
-
-
 async def gone_queued(server: Server, port: int, raw: bytes, stayers: int = 3, leavers: int = 6) -> Result:
     result = Result("gone_queued", 0.0)
     started = time.perf_counter()
-    calls_before = await asyncio.to_thread(metric, server, "carpose_stage_duration_seconds_count", stage="inference")
+    calls_before = await asyncio.to_thread(server.metric, "carpose_stage_duration_seconds_count", stage="inference")
 
     async def stay() -> None:
         connection = Connection(port)
@@ -326,7 +313,7 @@ async def gone_queued(server: Server, port: int, raw: bytes, stayers: int = 3, l
     result.statuses["left_while_queued"] = leavers
     await asyncio.gather(*staying)
     await asyncio.sleep(0.5)
-    calls = await asyncio.to_thread(metric, server, "carpose_stage_duration_seconds_count", stage="inference")
+    calls = await asyncio.to_thread(server.metric, "carpose_stage_duration_seconds_count", stage="inference")
     result.notes["model_calls"] = int(calls - calls_before)
     result.notes["model_calls_for_departed"] = int(calls - calls_before) - result.statuses[200]
     result.seconds = time.perf_counter() - started

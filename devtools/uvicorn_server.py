@@ -39,6 +39,18 @@ class Server:
         except OSError:
             return ""
 
+    def metric(self, name: str, **labels: str) -> float:
+        """A Prometheus sample from /metrics, summed over the labels not given (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(f"{self.url}/metrics", timeout=30).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
 
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:

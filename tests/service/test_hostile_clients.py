@@ -11,23 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.uvicorn_server import Server, uvicorn_server
 from tests.service.images import jpeg_bytes
 
 BODY_TIMEOUT_S = 1.5
 BOUNDARY = "carposeboundary"
-
-
-def metric(server: Server, name: str, **labels: str) -> float:  # summed over the other labels
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
 
 
 def multipart(data: bytes) -> bytes:
@@ -117,22 +106,22 @@ def test_a_slow_trickle_is_cut_off_at_the_timeout(server: Server) -> None:
 
 
 def test_an_abandoned_upload_is_counted_as_a_disconnect_not_an_error(server: Server) -> None:
-    before_gone = metric(server, "carpose_client_disconnects_total", stage="upload")
-    before_errors = metric(server, "carpose_errors_total")
-    before_500 = metric(server, "carpose_request_duration_seconds_count", status="500")
-    before_499 = metric(server, "carpose_request_duration_seconds_count", status="499")
+    before_gone = server.metric("carpose_client_disconnects_total", stage="upload")
+    before_errors = server.metric("carpose_errors_total")
+    before_500 = server.metric("carpose_request_duration_seconds_count", status="500")
+    before_499 = server.metric("carpose_request_duration_seconds_count", status="499")
     body = multipart(jpeg_bytes())
     with connect(server) as sock:
         sock.sendall(request_head(server, len(body)) + body[:100])
     deadline = time.perf_counter() + 10
-    while metric(server, "carpose_client_disconnects_total", stage="upload") == before_gone:
+    while server.metric("carpose_client_disconnects_total", stage="upload") == before_gone:
         assert time.perf_counter() < deadline, "the disconnect was never counted"
         time.sleep(0.05)
-    assert metric(server, "carpose_client_disconnects_total", stage="upload") == before_gone + 1
-    assert metric(server, "carpose_errors_total") == before_errors
+    assert server.metric("carpose_client_disconnects_total", stage="upload") == before_gone + 1
+    assert server.metric("carpose_errors_total") == before_errors
     # In the latency histogram it is a 499 (client closed the request), never a 500 of ours.
-    assert metric(server, "carpose_request_duration_seconds_count", status="500") == before_500
-    assert metric(server, "carpose_request_duration_seconds_count", status="499") == before_499 + 1
+    assert server.metric("carpose_request_duration_seconds_count", status="500") == before_500
+    assert server.metric("carpose_request_duration_seconds_count", status="499") == before_499 + 1
 
 
 def test_stalled_uploads_do_not_take_the_models_places(server: Server) -> None:
@@ -174,8 +163,8 @@ def default_server(default_model_dir: Path, tmp_path_factory: pytest.TempPathFac
 def test_requests_abandoned_while_queued_never_reach_the_model(default_server: Server) -> None:
     server = default_server
     inference_calls = {"name": "carpose_stage_duration_seconds_count", "stage": "inference"}
-    calls_before = metric(server, **inference_calls)
-    gone_before = metric(server, "carpose_client_disconnects_total")
+    calls_before = server.metric(**inference_calls)
+    gone_before = server.metric("carpose_client_disconnects_total")
     data = jpeg_bytes(640, 480)
     statuses: list[int] = []
 
@@ -193,7 +182,7 @@ def test_requests_abandoned_while_queued_never_reach_the_model(default_server: S
     for sock in leavers:
         sock.sendall(request_head(server, len(body)) + body)
     deadline = time.perf_counter() + 30
-    while metric(server, "carpose_queue_depth", backend="detectron2") < 8:  # 2 staying + 6 leaving, all waiting
+    while server.metric("carpose_queue_depth", backend="detectron2") < 8:  # 2 staying + 6 leaving, all waiting
         assert time.perf_counter() < deadline, "the requests never queued"
         time.sleep(0.02)
     for sock in leavers:
@@ -202,8 +191,8 @@ def test_requests_abandoned_while_queued_never_reach_the_model(default_server: S
         thread.join(120)
     assert statuses == [200, 200, 200]
     deadline = time.perf_counter() + 10
-    while metric(server, "carpose_client_disconnects_total") < gone_before + 6:
+    while server.metric("carpose_client_disconnects_total") < gone_before + 6:
         assert time.perf_counter() < deadline, "the disconnects were never counted"
         time.sleep(0.05)
-    assert metric(server, **inference_calls) == calls_before + 3  # only the requests that stayed ran
-    assert metric(server, "carpose_client_disconnects_total", stage="queued") >= 1
+    assert server.metric(**inference_calls) == calls_before + 3  # only the requests that stayed ran
+    assert server.metric("carpose_client_disconnects_total", stage="queued") >= 1
