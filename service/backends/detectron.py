@@ -112,8 +112,8 @@ class DetectronBackend:
         self.model = build_model(cfg)
         self.model.eval()
         DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
-        # Batch norms folded into the convolutions, NHWC layout: same detections, 1.6x faster on a CPU (measured,
-        # docs/views.md "Latency"). The model object is for serving only from here on.
+        # Batch norms folded into the convolutions, NHWC layout: same detections, 1.6x faster on the 2-core VM
+        # (docs/views.md, "Latency"). The model object is for serving only from here on.
         prepare_for_inference(self.model)
         if hasattr(self.model, "roi_heads"):
             self.model.roi_heads.register_forward_pre_hook(_nchw_features)
