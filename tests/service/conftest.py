@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.helpers import running_client, tiny_settings
+from tests.service.helpers import default_model_client, running_client, tiny_settings
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +30,10 @@ def make_client(tiny_model_dir: Path) -> Callable[..., Any]:
         return running_client(tiny_settings(tiny_model_dir, **overrides), wait_ready=wait_ready)
 
     return factory
+
+
+@pytest.fixture(scope="module")
+def photo_client(default_model_dir: Path) -> Iterator[TestClient]:
+    """A ready app with the embedded default model, for posting CLEAR_PHOTO (skips without it or the model)."""
+    with default_model_client(default_model_dir) as c:
+        yield c

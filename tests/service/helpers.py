@@ -7,8 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from models.paths import DEFAULT_TURNTABLE_DIR
 from service.main import create_app
 from service.settings import Settings
 
@@ -32,6 +34,9 @@ RESPONSE_FIELDS = {
     "quality",
 }
 
+# The real photo the default-model service tests post: a front-left three-quarter view of a clear car.
+CLEAR_PHOTO = DEFAULT_TURNTABLE_DIR / "00087a6bd4dc_03.jpg"
+
 READY_TIMEOUT_S = 120.0  # the machine may be busy; the tiny model is ready in seconds when it is not
 
 
@@ -46,6 +51,15 @@ def running_client(settings: Settings, wait_ready: bool = True) -> Iterator[Test
     with TestClient(app, raise_server_exceptions=False) as client:
         if wait_ready:
             assert app.state.model.wait(READY_TIMEOUT_S), f"model not ready: {app.state.model.error}"
+        yield client
+
+
+@contextmanager
+def default_model_client(model_dir: Path, **overrides: Any) -> Iterator[TestClient]:
+    """A ready app with the embedded default model (real inference); skips without CLEAR_PHOTO."""
+    if not CLEAR_PHOTO.is_file():
+        pytest.skip(f"turntable photo not found at {CLEAR_PHOTO}")
+    with running_client(Settings(model_dir=model_dir, device="cpu", **overrides)) as client:
         yield client
 
 

@@ -15,14 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
-from models.paths import DEFAULT_TURNTABLE_DIR
 from service.backends.registry import spec_named
 from service.postprocess.vocabulary import VIEWS
-from service.settings import Settings
-from tests.service.helpers import assert_error, running_client, tiny_settings
+from tests.service.helpers import CLEAR_PHOTO, assert_error, running_client, tiny_settings
 from tests.service.images import jpeg_bytes
-
-PHOTO = DEFAULT_TURNTABLE_DIR / "00087a6bd4dc_03.jpg"  # front-left three-quarter view of a clear car
 
 
 def blurred(data: bytes) -> bytes:
@@ -32,32 +28,26 @@ def blurred(data: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def client(default_model_dir: Path) -> Iterator[TestClient]:
-    if not PHOTO.is_file():
-        pytest.skip(f"turntable photo not found at {PHOTO}")
-    with running_client(Settings(model_dir=default_model_dir, device="cpu")) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def answer(client: TestClient) -> dict:
-    clear = PHOTO.read_bytes()
+def answer(photo_client: TestClient) -> dict:
+    clear = CLEAR_PHOTO.read_bytes()
     files = [
         ("images", ("clear.jpg", clear, "image/jpeg")),
         ("images", ("blurred.jpg", blurred(clear), "image/jpeg")),
         ("images", ("notes.txt", b"not a photo", "text/plain")),
         ("images", ("again.jpg", clear, "image/jpeg")),
     ]
-    response = client.post("/coverage", files=files)
+    response = photo_client.post("/coverage", files=files)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def test_each_photo_in_upload_order_with_its_name(answer: dict, client: TestClient) -> None:
+def test_each_photo_in_upload_order_with_its_name(answer: dict, photo_client: TestClient) -> None:
     photos = answer["photos"]
     assert [p["index"] for p in photos] == [0, 1, 2, 3]
     assert [p["filename"] for p in photos] == ["clear.jpg", "blurred.jpg", "notes.txt", "again.jpg"]
-    single = client.post("/pose", files={"image": (PHOTO.name, PHOTO.read_bytes(), "image/jpeg")}).json()
+    single = photo_client.post(
+        "/pose", files={"image": (CLEAR_PHOTO.name, CLEAR_PHOTO.read_bytes(), "image/jpeg")}
+    ).json()
     for key in ("view", "azimuth_deg", "car", "quality"):
         assert photos[0]["pose"][key] == single[key], key  # the same answer as POST /pose
 
@@ -84,18 +74,22 @@ def test_covered_missing_duplicates_complete(answer: dict) -> None:
     assert answer["complete"] is False
 
 
-def test_required_views_decide_completeness(client: TestClient, answer: dict) -> None:
+def test_required_views_decide_completeness(photo_client: TestClient, answer: dict) -> None:
     view = answer["photos"][0]["pose"]["view"]
-    files = [("images", ("clear.jpg", PHOTO.read_bytes(), "image/jpeg"))]
-    done = client.post("/coverage", params={"required": view}, files=files).json()
+    files = [("images", ("clear.jpg", CLEAR_PHOTO.read_bytes(), "image/jpeg"))]
+    done = photo_client.post("/coverage", params={"required": view}, files=files).json()
     assert done["complete"] is True and done["missing"] == [] and done["required"] == [view]
-    floor = client.post("/coverage", params={"required": view, "min_confidence": "1"}, files=files).json()
+    floor = photo_client.post("/coverage", params={"required": view, "min_confidence": "1"}, files=files).json()
     assert floor["complete"] is False and floor["photos"][0]["problems"] == ["no_view"]
-    assert_error(client.post("/coverage", params={"required": "front,roof"}, files=files), 422, "validation_error")
+    assert_error(
+        photo_client.post("/coverage", params={"required": "front,roof"}, files=files), 422, "validation_error"
+    )
 
 
-def test_no_photos_is_a_validation_error(client: TestClient) -> None:
-    assert_error(client.post("/coverage", files={"image": ("a.jpg", b"x", "image/jpeg")}), 422, "validation_error")
+def test_no_photos_is_a_validation_error(photo_client: TestClient) -> None:
+    assert_error(
+        photo_client.post("/coverage", files={"image": ("a.jpg", b"x", "image/jpeg")}), 422, "validation_error"
+    )
 
 
 @pytest.fixture(scope="module")

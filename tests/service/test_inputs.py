@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from models.paths import DEFAULT_TURNTABLE_DIR
 from service.imaging import decode_upload, sniff_format
 from service.settings import Settings
-from tests.service.helpers import assert_error, running_client
+from tests.service.helpers import CLEAR_PHOTO, assert_error, running_client
 from tests.service.images import jpeg_bytes
 
-PHOTO = DEFAULT_TURNTABLE_DIR / "00087a6bd4dc_03.jpg"  # front-left three-quarter view of a clear car
 BOMB = Path(__file__).parent / "data" / "bomb_8000x6000.heic"
 
 
@@ -60,24 +57,16 @@ def test_a_heic_bomb_is_refused_from_its_header() -> None:
 
 
 @pytest.fixture(scope="module")
-def client(default_model_dir: Path) -> Iterator[TestClient]:
-    if not PHOTO.is_file():
-        pytest.skip(f"turntable photo not found at {PHOTO}")
-    with running_client(Settings(model_dir=default_model_dir, device="cpu")) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def jpeg_answer(client: TestClient) -> dict:
-    response = client.post("/pose", files={"image": (PHOTO.name, PHOTO.read_bytes(), "image/jpeg")})
+def jpeg_answer(photo_client: TestClient) -> dict:
+    response = photo_client.post("/pose", files={"image": (CLEAR_PHOTO.name, CLEAR_PHOTO.read_bytes(), "image/jpeg")})
     assert response.status_code == 200, response.text
     return response.json()
 
 
 @pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
-def test_heic_and_avif_photos_get_the_jpegs_pose(client: TestClient, jpeg_answer: dict, fmt: str) -> None:
-    data = encoded(PHOTO.read_bytes(), fmt, quality=90)
-    response = client.post("/pose", files={"image": (f"car.{fmt.lower()}", data, "application/octet-stream")})
+def test_heic_and_avif_photos_get_the_jpegs_pose(photo_client: TestClient, jpeg_answer: dict, fmt: str) -> None:
+    data = encoded(CLEAR_PHOTO.read_bytes(), fmt, quality=90)
+    response = photo_client.post("/pose", files={"image": (f"car.{fmt.lower()}", data, "application/octet-stream")})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["view"] == jpeg_answer["view"] is not None
@@ -85,16 +74,18 @@ def test_heic_and_avif_photos_get_the_jpegs_pose(client: TestClient, jpeg_answer
     assert body["quality"]["ok"] == jpeg_answer["quality"]["ok"]
 
 
-def test_the_heic_bomb_over_http_is_a_413(client: TestClient) -> None:
+def test_the_heic_bomb_over_http_is_a_413(photo_client: TestClient) -> None:
     assert_error(
-        client.post("/pose", files={"image": ("bomb.heic", BOMB.read_bytes(), "image/heic")}), 413, "image_too_large"
+        photo_client.post("/pose", files={"image": ("bomb.heic", BOMB.read_bytes(), "image/heic")}),
+        413,
+        "image_too_large",
     )
 
 
 @pytest.mark.parametrize("prefix", ["", "data:image/jpeg;base64,"])
-def test_json_base64_body_gets_the_multipart_answer(client: TestClient, jpeg_answer: dict, prefix: str) -> None:
-    payload = prefix + base64.b64encode(PHOTO.read_bytes()).decode()
-    response = client.post("/pose", json={"image": payload})
+def test_json_base64_body_gets_the_multipart_answer(photo_client: TestClient, jpeg_answer: dict, prefix: str) -> None:
+    payload = prefix + base64.b64encode(CLEAR_PHOTO.read_bytes()).decode()
+    response = photo_client.post("/pose", json={"image": payload})
     assert response.status_code == 200, response.text
     body = response.json()
     for key in ("view", "azimuth_deg", "car", "image", "quality"):
@@ -114,12 +105,12 @@ def test_json_base64_body_gets_the_multipart_answer(client: TestClient, jpeg_ans
         (b"\xff\xfe not json", 400, "invalid_request"),
     ],
 )
-def test_bad_json_bodies_get_documented_errors(client: TestClient, body: bytes, status: int, code: str) -> None:
-    assert_error(client.post("/pose", content=body, headers={"content-type": "application/json"}), status, code)
+def test_bad_json_bodies_get_documented_errors(photo_client: TestClient, body: bytes, status: int, code: str) -> None:
+    assert_error(photo_client.post("/pose", content=body, headers={"content-type": "application/json"}), status, code)
 
 
-def test_multipart_without_the_image_field_is_still_a_422(client: TestClient) -> None:
-    assert_error(client.post("/pose", files={"photo": ("car.jpg", b"x", "image/jpeg")}), 422, "validation_error")
+def test_multipart_without_the_image_field_is_still_a_422(photo_client: TestClient) -> None:
+    assert_error(photo_client.post("/pose", files={"photo": ("car.jpg", b"x", "image/jpeg")}), 422, "validation_error")
 
 
 def test_json_bodies_have_the_upload_limit(tiny_model_dir: Path) -> None:
@@ -135,7 +126,7 @@ def test_json_bodies_have_the_upload_limit(tiny_model_dir: Path) -> None:
         assert_error(small.post("/pose", json={"image": huge}), 413, "upload_too_large")  # the body limit
 
 
-def test_openapi_declares_both_bodies(client: TestClient) -> None:
-    content = client.get("/openapi.json").json()["paths"]["/pose"]["post"]["requestBody"]["content"]
+def test_openapi_declares_both_bodies(photo_client: TestClient) -> None:
+    content = photo_client.get("/openapi.json").json()["paths"]["/pose"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json"} <= set(content)
     assert content["application/json"]["schema"]["required"] == ["image"]

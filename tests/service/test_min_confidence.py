@@ -11,24 +11,21 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from models.paths import DEFAULT_TURNTABLE_DIR
-from service.settings import Settings
-from tests.service.helpers import assert_error, running_client
+from tests.service.helpers import CLEAR_PHOTO, assert_error, default_model_client
 
-PHOTO = DEFAULT_TURNTABLE_DIR / "00087a6bd4dc_03.jpg"  # front-left three-quarter view of a clear car
 SETTING_FLOOR = 0.999  # above any confidence the rule gives (a product of scores below 1)
 
 
 @pytest.fixture(scope="module")
 def floored_client(default_model_dir: Path) -> Iterator[TestClient]:
-    if not PHOTO.is_file():
-        pytest.skip(f"turntable photo not found at {PHOTO}")
-    with running_client(Settings(model_dir=default_model_dir, device="cpu", min_confidence=SETTING_FLOOR)) as client:
+    with default_model_client(default_model_dir, min_confidence=SETTING_FLOOR) as client:
         yield client
 
 
 def post(client: TestClient, **params: str):
-    return client.post("/pose", files={"image": (PHOTO.name, PHOTO.read_bytes(), "image/jpeg")}, params=params)
+    return client.post(
+        "/pose", files={"image": (CLEAR_PHOTO.name, CLEAR_PHOTO.read_bytes(), "image/jpeg")}, params=params
+    )
 
 
 def test_setting_is_the_default_floor_and_the_query_overrides_it(floored_client: TestClient) -> None:

@@ -6,28 +6,23 @@ Real inference with the embedded default model on a turntable photo (skips witho
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
-from models.paths import DEFAULT_TURNTABLE_DIR
 from service.quality import QualityThresholds, cut_sides, laplacian_variance, sharpness
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.service.helpers import running_client
-
-PHOTO = DEFAULT_TURNTABLE_DIR / "00087a6bd4dc_03.jpg"  # front-left three-quarter view of a clear car
+from tests.service.helpers import CLEAR_PHOTO
 
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
-    if not PHOTO.is_file():
-        pytest.skip(f"turntable photo not found at {PHOTO}")
-    return np.asarray(Image.open(PHOTO).convert("RGB"))
+    if not CLEAR_PHOTO.is_file():
+        pytest.skip(f"turntable photo not found at {CLEAR_PHOTO}")
+    return np.asarray(Image.open(CLEAR_PHOTO).convert("RGB"))
 
 
 @pytest.fixture(scope="module")
@@ -104,16 +99,10 @@ def test_the_thresholds_are_the_settings() -> None:
     assert QualityThresholds.defaults().min_sharpness == Settings.model_fields["quality_min_sharpness"].default
 
 
-@pytest.fixture(scope="module")
-def client(default_model_dir: Path) -> Iterator[TestClient]:
-    if not PHOTO.is_file():
-        pytest.skip(f"turntable photo not found at {PHOTO}")
-    with running_client(Settings(model_dir=default_model_dir, device="cpu")) as c:
-        yield c
-
-
-def test_every_pose_answer_has_quality(client: TestClient) -> None:
-    body = client.post("/pose", files={"image": (PHOTO.name, PHOTO.read_bytes(), "image/jpeg")}).json()
+def test_every_pose_answer_has_quality(photo_client: TestClient) -> None:
+    body = photo_client.post(
+        "/pose", files={"image": (CLEAR_PHOTO.name, CLEAR_PHOTO.read_bytes(), "image/jpeg")}
+    ).json()
     quality = body["quality"]
     assert set(quality) == {
         "ok",
@@ -128,5 +117,5 @@ def test_every_pose_answer_has_quality(client: TestClient) -> None:
         "exposure_ok",
     }
     assert quality["ok"] is True
-    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    schema = photo_client.get("/openapi.json").json()["components"]["schemas"]
     assert "quality" in schema["PoseResponse"]["properties"] and "QualityOut" in schema
