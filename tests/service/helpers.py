@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -73,3 +75,23 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["code"] == code, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body
+
+
+class BackgroundPosts:
+    """`count` POST /pose of one JPEG to a real server, each on its own thread, all started at once."""
+
+    def __init__(self, url: str, data: bytes, count: int) -> None:
+        self._statuses: list[int] = []
+        self._threads = [threading.Thread(target=self._post, args=(url, data)) for _ in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def _post(self, url: str, data: bytes) -> None:
+        response = httpx.post(f"{url}/pose", files={"image": ("a.jpg", data, "image/jpeg")}, timeout=120)
+        self._statuses.append(response.status_code)
+
+    def statuses(self, timeout_s: float = 120.0) -> list[int]:
+        """Waits for every request, then their statuses in the order they answered."""
+        for thread in self._threads:
+            thread.join(timeout_s)
+        return list(self._statuses)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from devtools.uvicorn_server import uvicorn_server
-from tests.service.helpers import assert_error
+from tests.service.helpers import BackgroundPosts, assert_error
 from tests.service.images import jpeg_bytes
 
 
@@ -19,25 +18,15 @@ def test_sigterm_drains_admitted_requests_and_refuses_new_ones(default_model_dir
     env = {"POSE_MODEL_DIR": str(default_model_dir), "POSE_DEVICE": "cpu", "POSE_TORCH_THREADS": "1"}
     data = jpeg_bytes(640, 480)
     with uvicorn_server(env, tmp_path / "uvicorn.log") as server:
-        statuses: list[int] = []
-
-        def admitted_request() -> None:
-            response = httpx.post(f"{server.url}/pose", files={"image": ("a.jpg", data, "image/jpeg")}, timeout=120)
-            statuses.append(response.status_code)
-
         # Three at once on one worker: more than a second of work admitted before the signal.
-        threads = [threading.Thread(target=admitted_request) for _ in range(3)]
-        for thread in threads:
-            thread.start()
+        admitted = BackgroundPosts(server.url, data, 3)
         time.sleep(0.3)
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.1)
         refused = httpx.post(f"{server.url}/pose", files={"image": ("b.jpg", data, "image/jpeg")}, timeout=30)
         assert_error(refused, 503, "shutting_down")
         assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200  # still up while draining
-        for thread in threads:
-            thread.join(120)
-        assert statuses == [200, 200, 200], server.log_tail()
+        assert admitted.statuses() == [200, 200, 200], server.log_tail()
         try:
             server.process.wait(30)
         except Exception:  # pragma: no cover - reported below

@@ -4,7 +4,6 @@ abandoned uploads, and clients that leave while queued (their requests never rea
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from devtools.uvicorn_server import Server, uvicorn_server
+from tests.service.helpers import BackgroundPosts
 from tests.service.images import jpeg_bytes
 
 BODY_TIMEOUT_S = 1.5
@@ -166,16 +166,8 @@ def test_requests_abandoned_while_queued_never_reach_the_model(default_server: S
     calls_before = server.metric(**inference_calls)
     gone_before = server.metric("carpose_client_disconnects_total")
     data = jpeg_bytes(640, 480)
-    statuses: list[int] = []
-
-    def keep_the_model_busy() -> None:
-        response = httpx.post(f"{server.url}/pose", files={"image": ("a.jpg", data, "image/jpeg")}, timeout=120)
-        statuses.append(response.status_code)
-
     # Three requests that stay: one runs, two queue ahead of the ones that will leave (the queue is FIFO).
-    busy = [threading.Thread(target=keep_the_model_busy) for _ in range(3)]
-    for thread in busy:
-        thread.start()
+    busy = BackgroundPosts(server.url, data, 3)
     time.sleep(0.3)
     body = multipart(data)
     leavers = [connect(server) for _ in range(6)]
@@ -187,9 +179,7 @@ def test_requests_abandoned_while_queued_never_reach_the_model(default_server: S
         time.sleep(0.02)
     for sock in leavers:
         sock.close()
-    for thread in busy:
-        thread.join(120)
-    assert statuses == [200, 200, 200]
+    assert busy.statuses() == [200, 200, 200]
     deadline = time.perf_counter() + 10
     while server.metric("carpose_client_disconnects_total") < gone_before + 6:
         assert time.perf_counter() < deadline, "the disconnects were never counted"
