@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools.uvicorn_server import MALLOC_ENV, Server, free_port, uvicorn_server
+from devtools.uvicorn_server import MALLOC_ENV, Server, free_port, server_env, uvicorn_server
 from models.cli import build_parser
 from service.main import create_app
 from service.routers.sagemaker import CUSTOM_ATTRIBUTES_HEADER, find_model_dir
@@ -29,13 +29,7 @@ SAGEMAKER_ROUTES = {"/ping", "/invocations"}
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
-        "POSE_SAGEMAKER": "true",
-        "POSE_MODEL_DIR": str(tiny_model_dir),
-        "POSE_DEVICE": "cpu",
-        "POSE_MAX_UPLOAD_BYTES": str(LIMIT),
-        "POSE_TORCH_THREADS": "1",
-    }
+    env = server_env(tiny_model_dir, sagemaker="true", max_upload_bytes=str(LIMIT))
     with uvicorn_server(env, tmp_path_factory.mktemp("sagemaker") / "uvicorn.log") as running:
         yield running
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from devtools.uvicorn_server import Server, uvicorn_server
+from devtools.uvicorn_server import Server, server_env, uvicorn_server
 from tests.service.helpers import assert_error, running_client, tiny_settings
 from tests.service.images import jpeg_bytes
 
@@ -28,12 +28,7 @@ def pose_files() -> dict:
 
 @pytest.fixture(scope="module")
 def cors_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
-        "POSE_MODEL_DIR": str(tiny_model_dir),
-        "POSE_DEVICE": "cpu",
-        "POSE_TORCH_THREADS": "1",
-        "POSE_CORS_ORIGINS": f"{SHOP},https://admin.example",
-    }
+    env = server_env(tiny_model_dir, cors_origins=f"{SHOP},https://admin.example")
     log = tmp_path_factory.mktemp("cors") / "uvicorn.log"
     with uvicorn_server(env, log, 120.0, ("--log-level", "warning")) as server:
         yield server

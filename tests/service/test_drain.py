@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools.uvicorn_server import uvicorn_server
+from devtools.uvicorn_server import server_env, uvicorn_server
 from tests.service.helpers import BackgroundPosts, assert_error
 from tests.service.images import jpeg_bytes
 
 
 def test_sigterm_drains_admitted_requests_and_refuses_new_ones(default_model_dir: Path, tmp_path: Path) -> None:
-    env = {"POSE_MODEL_DIR": str(default_model_dir), "POSE_DEVICE": "cpu", "POSE_TORCH_THREADS": "1"}
+    env = server_env(default_model_dir)
     data = jpeg_bytes(640, 480)
     with uvicorn_server(env, tmp_path / "uvicorn.log") as server:
         # Three at once on one worker: more than a second of work admitted before the signal.

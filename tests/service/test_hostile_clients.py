@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools.uvicorn_server import Server, uvicorn_server
+from devtools.uvicorn_server import Server, server_env, uvicorn_server
 from tests.service.helpers import BackgroundPosts
 from tests.service.images import jpeg_bytes
 
@@ -54,12 +54,7 @@ def read_until_closed(sock: socket.socket, timeout_s: float) -> tuple[bytes, flo
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
-        "POSE_MODEL_DIR": str(tiny_model_dir),
-        "POSE_DEVICE": "cpu",
-        "POSE_TORCH_THREADS": "1",
-        "POSE_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
-    }
+    env = server_env(tiny_model_dir, body_timeout_s=str(BODY_TIMEOUT_S))
     with uvicorn_server(env, tmp_path_factory.mktemp("uvicorn") / "uvicorn.log") as running:
         yield running
 
@@ -149,13 +144,7 @@ def test_still_serving_after_the_hostile_clients(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def default_server(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
-        "POSE_MODEL_DIR": str(default_model_dir),
-        "POSE_DEVICE": "cpu",
-        "POSE_TORCH_THREADS": "1",
-        "POSE_INFERENCE_WORKERS": "1",
-        "POSE_MAX_QUEUE": "8",
-    }
+    env = server_env(default_model_dir, inference_workers="1", max_queue="8")
     with uvicorn_server(env, tmp_path_factory.mktemp("uvicorn") / "uvicorn.log") as running:
         yield running
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools.uvicorn_server import Server, uvicorn_server
+from devtools.uvicorn_server import Server, server_env, uvicorn_server
 from tests.service.helpers import assert_error
 from tests.service.images import exif_rotated_jpeg, jpeg_bytes
 
@@ -18,14 +18,7 @@ LIMIT = 100_000
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
-        "POSE_MODEL_DIR": str(tiny_model_dir),
-        "POSE_DEVICE": "cpu",
-        "POSE_MAX_UPLOAD_BYTES": str(LIMIT),
-        # One intra-op thread: on a small machine shared with other jobs, torch's default (one per core) can make
-        # each call tens of times slower (seen: 3.8 s vs 64 ms for the tiny model on 2 busy cores).
-        "POSE_TORCH_THREADS": "1",
-    }
+    env = server_env(tiny_model_dir, max_upload_bytes=str(LIMIT))
     log_path = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
     with uvicorn_server(env, log_path) as running:
         print(f"\nuvicorn ready {running.ready_s:.2f} s after process start ({running.url})")

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.uvicorn_server import uvicorn_server
+from devtools.uvicorn_server import server_env, uvicorn_server
 from service.settings import REPO_ROOT
 
 CHROMIUM = Path(os.environ.get("CARPOSE_CHROMIUM", "/usr/bin/chromium"))
@@ -46,14 +46,7 @@ class LiveServer:
     /readyz answers 200, configured for the page tests."""
 
     def __init__(self, model_dir: Path, log_path: Path, **settings: str) -> None:
-        env = {
-            "POSE_MODEL_DIR": str(model_dir),
-            "POSE_DEVICE": "cpu",
-            "POSE_TORCH_THREADS": "1",  # the tests share the machine; one page at a time anyway
-            "POSE_MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
-            "POSE_LOG_LEVEL": "warning",
-            **{f"POSE_{k.upper()}": v for k, v in settings.items()},
-        }
+        env = server_env(model_dir, max_upload_bytes=str(TEST_MAX_UPLOAD_BYTES), log_level="warning", **settings)
         self._stack = ExitStack()
         self._server = self._stack.enter_context(
             uvicorn_server(env, log_path, READY_TIMEOUT_S, ("--log-level", "warning", "--no-access-log"))
