@@ -260,18 +260,15 @@ def summarise(probabilities: np.ndarray, labels: Sequence[ViewLabel]) -> dict[st
 def main_car_boxes(model_dir: Path, images: Sequence[Path], device: str) -> list[tuple[float, float, float, float]]:
     """The detector's main car box in each photo (the crop the service will classify); the whole photo if none."""
     from service.backends.detectron import DetectronBackend
-    from service.postprocess import PoseConfig
-    from service.postprocess.cars import select_main_car
 
     backend = DetectronBackend(model_dir, device=device)
     backend.view_classifier = None  # only the car box is wanted, never a previous classifier's opinion
-    config = PoseConfig(score_threshold=backend.score_threshold)
     boxes = []
     started = time.perf_counter()
     for index, path in enumerate(images):
         rgb = load_rgb(path)
         height, width = rgb.shape[:2]
-        car = select_main_car(backend.detect_array(rgb), (width, height), config)
+        car = backend.main_car(backend.detect_array(rgb), (width, height))
         boxes.append(car.box if car is not None else (0.0, 0.0, float(width), float(height)))
         if index % 50 == 0:
             log.warning("detector: %d/%d photos, %.0f s", index, len(images), time.perf_counter() - started)

@@ -187,12 +187,16 @@ class DetectronBackend:
             )
         return detections
 
+    def main_car(self, detections: list[Detection], size: tuple[int, int]) -> Detection | None:
+        """The car the pose will use, chosen as the pose module chooses it at this backend's score threshold."""
+        return select_main_car(detections, size, PoseConfig(score_threshold=self.score_threshold))
+
     def _with_view(self, rgb: np.ndarray, detections: list[Detection]) -> list[Detection]:
         """Attach the view classifier's probabilities to the car the pose will use (the only one it needs)."""
         if self.view_classifier is None:
             return detections
         height, width = rgb.shape[:2]
-        main = select_main_car(detections, (width, height), PoseConfig(score_threshold=self.score_threshold))
+        main = self.main_car(detections, (width, height))
         cars = [i for i, d in enumerate(detections) if d.label == CAR_LABEL]
         if main is None or main.label != CAR_LABEL or not cars:
             return detections  # parts-only answers have no car box to classify
