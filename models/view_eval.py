@@ -17,7 +17,7 @@ from service.backends.view_classifier import MODEL_CARD_KEY
 from service.postprocess import PoseConfig
 from service.runtime import Runtime
 
-from .view_metrics import view_report
+from .view_metrics import agrees, view_report
 from .view_training import iter_labelled, read_view_labels
 
 
@@ -53,6 +53,6 @@ def evaluate_views(model_dir: Path, labels_path: Path, image_dir: Path, device: 
         "misses": [
             {"file": r["file"], "label": r["label"].view, "view": r["pose"].view, "confidence": r["pose"].confidence}
             for r in rows
-            if r["pose"].view != r["label"].view and r["pose"].view not in r["label"].alternates
+            if not agrees(r["pose"].view, r["label"])
         ],
     }

@@ -29,6 +29,11 @@ class LabelLike(Protocol):
     def alternates(self) -> tuple[str, ...]: ...
 
 
+def agrees(view: str | None, label: LabelLike) -> bool:
+    """The answered view is the labelled one or one of its acceptable neighbours."""
+    return view == label.view or view in label.alternates
+
+
 def coarse_views_of(view: str) -> frozenset[str]:
     """The coarse views a view's 45-degree bin overlaps: front_left spans front (to 45) and side (from 45)."""
     centre = VIEWS.index(view) * VIEW_BIN_DEG
@@ -121,7 +126,7 @@ def view_report(
         answered = [coarse_views_of(p) if p != NO_VIEW else frozenset() for p in shown]
     else:
         answered = [frozenset({c}) if c is not None else frozenset() for c in predicted_coarse]
-    ok = np.array([p == lab.view or p in lab.alternates for p, lab in zip(shown, labels, strict=True)])
+    ok = np.array([agrees(p, lab) for p, lab in zip(shown, labels, strict=True)])
     strict = np.array([p == lab.view for p, lab in zip(shown, labels, strict=True)])
     coarse_ok = np.array(
         [
