@@ -109,6 +109,14 @@ def test_train_profile_runs_the_gpu_recipe(spec: dict) -> None:
     assert (h.REPO_ROOT / "models" / "recipes" / "gpu_r50_fpn.yaml").is_file()
 
 
+def test_train_reads_the_dataset_from_the_one_data_root(spec: dict) -> None:
+    """The same variable and default as models/paths.py (and so as the CLI and the tests)."""
+    from models.paths import DATA_ROOT_VARIABLE, DEFAULT_DATA_ROOT
+
+    sources = [v.rsplit(":", 2)[0] for v in spec["services"]["train"]["volumes"] if v.endswith(":/data/car-parts:ro")]
+    assert sources == [f"${{{DATA_ROOT_VARIABLE}:-{DEFAULT_DATA_ROOT.as_posix()}}}/car-parts"]
+
+
 def test_monitoring_ports_bind_to_localhost_only(spec: dict) -> None:
     for name in ("prometheus", "grafana"):
         ports = h.published_ports(spec["services"][name])
