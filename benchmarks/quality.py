@@ -1,6 +1,8 @@
 """Photo-quality measures on the Car Parts photos and on degraded copies of them: the data behind the defaults.
 
-    .venv/bin/python -m benchmarks.quality [--dataset DIR (default $CARPOSE_DATA_ROOT/car-parts)] [--split testset] [--limit 0]
+    .venv/bin/python -m benchmarks.quality [--dataset DIR] [--split testset] [--limit 0]
+
+(--dataset: default $CARPOSE_DATA_ROOT/car-parts, see models/paths.py.)
 
 Each photo is decoded as the service decodes it (working size: shortest edge 512, longest at most 853); the car
 region is the union of its annotated part polygons (the ground truth stands in for the model's car mask, so no

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from service.cli import add_runtime_commands, run
 
-from .paths import DATA_ROOT_VARIABLE, DATASETS_DIR, DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR, DEFAULT_VIEWS_FILE, REPO_ROOT
+from .paths import (
+    DATA_ROOT_VARIABLE,
+    DATASETS_DIR,
+    DEFAULT_DATASET_DIR,
+    DEFAULT_TURNTABLE_DIR,
+    DEFAULT_VIEWS_FILE,
+    REPO_ROOT,
+)
 
 DEFAULT_VIEW_IMAGES = DEFAULT_DATASET_DIR / "trainingset" / "JPEGImages"
 
@@ -298,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dt = sub.add_parser("data", help="fetch and check the datasets (models/datasets.json) under the data root")
     dt.add_argument("names", nargs="*", help="car-parts, car-parts-views, carvana-turntable (default: all)")
-    dt.add_argument("--root", default=str(DATASETS_DIR), help=f"data root (default ${DATA_ROOT_VARIABLE} or %(default)s)")
+    dt.add_argument("--root", default=str(DATASETS_DIR), help=f"default ${DATA_ROOT_VARIABLE} or %(default)s")
     dt.add_argument("--from", dest="from_dir", help="copy the dataset from this folder instead of fetching it")
     dt.add_argument("--link", action="store_true", help="with --from: a symbolic link instead of a copy")
     dt.add_argument("--mirror", help="fetch the pinned commit from this git URL or local clone instead of GitHub")
