@@ -281,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--views", help="TSV of views labelled by eye: evaluate the served views on those photos instead")
     ev.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_eval)
 
     tv = sub.add_parser("train-views", help="train the view classifier of a model directory on labelled photos")
@@ -288,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     tv.add_argument("--views", default=str(DEFAULT_VIEWS_FILE), help="TSV: file name, view, acceptable alternates")
     tv.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
     tv.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    tv.add_argument("--quiet", action="store_true", help="no progress bar")
     tv.set_defaults(func=cmd_train_views)
 
     add_runtime_commands(sub)  # predict, serve: the runtime's own (service/cli.py)
@@ -297,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--model-dir")
     tt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     tt.add_argument("--write", action="store_true", help="store the summary in model.json and rewrite report.md")
+    tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=cmd_turntable)
 
     rp = sub.add_parser("report", help="rewrite report.md and its plots from model.json")
@@ -310,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--link", action="store_true", help="with --from: a symbolic link instead of a copy")
     dt.add_argument("--mirror", help="fetch the pinned commit from this git URL or local clone instead of GitHub")
     dt.add_argument("--check", action="store_true", help="only check what is there")
+    dt.add_argument("--quiet", action="store_true", help="no progress bar")
     dt.set_defaults(func=cmd_data)
 
     return parser
