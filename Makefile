@@ -6,13 +6,17 @@ PY := .venv/bin/python
 export MALLOC_MMAP_THRESHOLD_ ?= 131072
 export MALLOC_TRIM_THRESHOLD_ ?= 131072
 
-.PHONY: install serve test test-fast lint bench test-deps
+.PHONY: install serve test test-fast lint bench test-deps data
 
 install:
 	./scripts/install.sh
 
 serve: install
 	$(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT)
+
+# The datasets at their pinned commits into $CARPOSE_DATA_ROOT (default ../shared/datasets), checked (docs/data.md).
+data: install
+	$(PY) -m models.cli data
 
 # System tools some tests drive: Debian's chromium (page tests), docker-compose and hadolint (deploy checks).
 test-deps: install

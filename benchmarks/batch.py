@@ -52,7 +52,10 @@ def run_batch(model_dir: Path, photos: list[Path], num_cpus: int) -> tuple[float
         output = Path(tmp) / "results.jsonl"
         command = [*CLI, "batch", str(manifest), "--output", str(output), "--model-dir", str(model_dir)]
         started = time.perf_counter()
-        done = subprocess.run([*command, "--num-cpus", str(num_cpus)], capture_output=True, text=True, check=True)
+        env = {**os.environ, "CARPOSE_PROGRESS": "1"}  # the bar's timing, although stderr is a pipe
+        done = subprocess.run(
+            [*command, "--num-cpus", str(num_cpus)], capture_output=True, text=True, check=True, env=env
+        )
         wall = time.perf_counter() - started
         rows = output.read_text().splitlines()
     assert len(rows) == len(photos), f"batch wrote {len(rows)} rows for {len(photos)} photos"

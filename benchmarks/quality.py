@@ -1,6 +1,8 @@
 """Photo-quality measures on the Car Parts photos and on degraded copies of them: the data behind the defaults.
 
-    python -m benchmarks.quality [--dataset /work/shared/datasets/car-parts] [--split testset] [--limit 0]
+    .venv/bin/python -m benchmarks.quality [--dataset DIR] [--split testset] [--limit 0]
+
+(--dataset: default $CARPOSE_DATA_ROOT/car-parts, see models/paths.py.)
 
 Each photo is decoded as the service decodes it (working size: shortest edge 512, longest at most 853); the car
 region is the union of its annotated part polygons (the ground truth stands in for the model's car mask, so no
@@ -21,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from models.paths import DEFAULT_DATASET_DIR
 from service.imaging import WorkingSize, decode_upload
 from service.postprocess import Detection
 from service.quality import Quality, QualityThresholds, assess
 
-DEFAULT_DATASET = Path("/work/shared/datasets/car-parts")
 WORKING = WorkingSize(512, 853)
 # Every measure is taken with thresholds that pass everything; the verdicts are recomputed below.
 OPEN = QualityThresholds(0.01, 0.0, 0.0, 0.0, 1.0, 1.0)
@@ -133,7 +135,7 @@ def rate(good: np.ndarray, bad: np.ndarray, t: float, above: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET_DIR)
     parser.add_argument("--split", default="testset")
     parser.add_argument("--limit", type=int, default=0)
     args = parser.parse_args()

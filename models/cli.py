@@ -9,6 +9,7 @@ carpose train-views [--model-dir DIR] [--views FILE.tsv] [--images DIR]   (learn
 carpose eval --views FILE.tsv [--images DIR]   (served views against views labelled by eye)
 carpose batch   SOURCE --output results.jsonl|.parquet [--address ADDR] [--gpus N]   (Ray; the `batch` extra)
 carpose serve   [--sagemaker] [--host HOST] [--port PORT]   (the HTTP service; --sagemaker: /ping, /invocations)
+carpose data    [NAME ...] [--from DIR [--link]] [--mirror URL_OR_PATH] [--check]   (datasets into $CARPOSE_DATA_ROOT)
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from pathlib import Path
 
 from service.cli import add_runtime_commands, run
 
-from .paths import DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR, DEFAULT_VIEWS_FILE, REPO_ROOT
+from .paths import (
+    DATA_ROOT_VARIABLE,
+    DATASETS_DIR,
+    DEFAULT_DATASET_DIR,
+    DEFAULT_TURNTABLE_DIR,
+    DEFAULT_VIEWS_FILE,
+    REPO_ROOT,
+)
 
 DEFAULT_VIEW_IMAGES = DEFAULT_DATASET_DIR / "trainingset" / "JPEGImages"
 
@@ -200,6 +208,43 @@ def cmd_turntable(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from .datasets import DataError, check, get, load_manifest
+
+    manifest = load_manifest()
+    unknown = [n for n in args.names if n not in manifest]
+    if unknown:
+        print(f"carpose data: unknown datasets {unknown} (known: {sorted(manifest)})", file=sys.stderr)
+        return 2
+    if (args.from_dir or args.mirror) and len(args.names) != 1:
+        print("carpose data: --from and --mirror take one dataset name", file=sys.stderr)
+        return 2
+    root = Path(args.root).resolve()
+    failed = False
+    for name in args.names or list(manifest):
+        dataset = manifest[name]
+        folder = root / name
+        try:
+            if args.check:
+                problems = check(dataset, folder)
+                if problems:
+                    raise DataError("; ".join(problems))
+                print(f"{name}: ok at {folder}")
+                continue
+            if not args.names and dataset.git is None and not folder.exists():
+                # Asked for everything: one without a public source is a note, not a failure.
+                print(f"{name}: not at {folder}; {dataset.terms}")
+                continue
+            from_dir = Path(args.from_dir) if args.from_dir else None
+            get(dataset, root, from_dir=from_dir, link=args.link, mirror=args.mirror)
+            print(f"{name}: ok at {folder} ({dataset.used_for}; terms: {dataset.terms})")
+        except DataError as exc:
+            failed = True
+            print(f"{name}: {exc}", file=sys.stderr)
+    print(f"data root: {root} (set {DATA_ROOT_VARIABLE} to read or write another)")
+    return 1 if failed else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -236,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--views", help="TSV of views labelled by eye: evaluate the served views on those photos instead")
     ev.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_eval)
 
     tv = sub.add_parser("train-views", help="train the view classifier of a model directory on labelled photos")
@@ -243,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     tv.add_argument("--views", default=str(DEFAULT_VIEWS_FILE), help="TSV: file name, view, acceptable alternates")
     tv.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
     tv.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    tv.add_argument("--quiet", action="store_true", help="no progress bar")
     tv.set_defaults(func=cmd_train_views)
 
     add_runtime_commands(sub)  # predict, serve: the runtime's own (service/cli.py)
@@ -252,11 +299,22 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--model-dir")
     tt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     tt.add_argument("--write", action="store_true", help="store the summary in model.json and rewrite report.md")
+    tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=cmd_turntable)
 
     rp = sub.add_parser("report", help="rewrite report.md and its plots from model.json")
     rp.add_argument("--model-dir")
     rp.set_defaults(func=cmd_report)
+
+    dt = sub.add_parser("data", help="fetch and check the datasets (models/datasets.json) under the data root")
+    dt.add_argument("names", nargs="*", help="car-parts, car-parts-views, carvana-turntable (default: all)")
+    dt.add_argument("--root", default=str(DATASETS_DIR), help=f"default ${DATA_ROOT_VARIABLE} or %(default)s")
+    dt.add_argument("--from", dest="from_dir", help="copy the dataset from this folder instead of fetching it")
+    dt.add_argument("--link", action="store_true", help="with --from: a symbolic link instead of a copy")
+    dt.add_argument("--mirror", help="fetch the pinned commit from this git URL or local clone instead of GitHub")
+    dt.add_argument("--check", action="store_true", help="only check what is there")
+    dt.add_argument("--quiet", action="store_true", help="no progress bar")
+    dt.set_defaults(func=cmd_data)
 
     return parser
 

@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -168,11 +168,12 @@ def open_writer(path: Path) -> JsonLinesWriter | ParquetWriter:
     return ParquetWriter(path) if path.suffix.lower() == ".parquet" else JsonLinesWriter(path)
 
 
-def run_batch(args: argparse.Namespace, progress: Callable[[int], Any] | None = None) -> int:
+def run_batch(args: argparse.Namespace) -> int:
     """`carpose batch`. Starts a local Ray unless Ray is already running or --address names a cluster; stops
     what it started. Exit 0 once every photo has a row (error rows included), 2 when SOURCE lists nothing."""
     import ray
-    from tqdm import tqdm
+
+    from .console import progress
 
     settings = get_settings()
     model_dir = str(Path(args.model_dir or settings.model_dir).resolve())
@@ -189,11 +190,9 @@ def run_batch(args: argparse.Namespace, progress: Callable[[int], Any] | None = 
     writer = open_writer(Path(args.output))
     try:
         rows = score_with_ray(sources, settings, model_dir, args.gpus, args.actors, args.s3_endpoint_url)
-        with tqdm(total=len(sources), unit="photo", file=sys.stderr, disable=args.quiet) as bar:
-            for row in rows:
-                writer.write(row)
-                errors += "error" in row
-                bar.update(1)
+        for row in progress(rows, total=len(sources), desc="carpose batch", unit="photo"):
+            writer.write(row)
+            errors += "error" in row
     finally:
         writer.close()
         if started:

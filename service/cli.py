@@ -27,7 +27,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     runtime = Runtime.from_settings(backend, settings)
     failures = 0
     for path in image_files(args.images):
-        row = score(runtime, str(path), path.read_bytes)
+        # Absolute, as `carpose batch` writes them (its actors do not share our working folder).
+        row = score(runtime, str(path.resolve()), path.read_bytes)
         failures += "error" in row
         print(json.dumps(row), flush=True)
     return 1 if failures else 0
@@ -97,8 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse and run a `carpose` command line (the runtime's parser here, the full one in models/cli.py)."""
+    from .console import quiet_library_warnings, set_quiet
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_library_warnings()
     args = parser.parse_args(argv)
+    set_quiet(bool(vars(args).get("quiet", False)))  # the commands with a progress bar take --quiet
     result: int = args.func(args)
     return result
 

@@ -28,10 +28,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def car_parts_dir() -> Path:
-    """The Car Parts dataset directory ($CARPOSE_DATASET_DIR, default ../shared/datasets/car-parts); skips if absent."""
+    """The Car Parts dataset ($CARPOSE_DATA_ROOT/car-parts, default ../shared/datasets); skips if absent."""
     path = DEFAULT_DATASET_DIR
     if not (path / "testset" / "annotations.json").is_file():
-        pytest.skip(f"Car Parts dataset not found at {path} (set CARPOSE_DATASET_DIR)")
+        pytest.skip(f"Car Parts dataset not found at {path} (`carpose data`, or set CARPOSE_DATA_ROOT)")
     return path
 
 
@@ -55,11 +55,11 @@ def default_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def turntable_dir() -> Path:
-    """The Carvana turntable photos (../shared/datasets/carvana-turntable); skips if absent."""
+    """The Carvana turntable photos ($CARPOSE_DATA_ROOT/carvana-turntable); skips if absent."""
     from models.paths import DEFAULT_TURNTABLE_DIR
 
     if not any(DEFAULT_TURNTABLE_DIR.glob("*.jpg")):
-        pytest.skip(f"turntable photos not found at {DEFAULT_TURNTABLE_DIR}")
+        pytest.skip(f"turntable photos not found at {DEFAULT_TURNTABLE_DIR} (`carpose data`)")
     return DEFAULT_TURNTABLE_DIR
 
 

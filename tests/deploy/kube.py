@@ -16,7 +16,7 @@ from tests.deploy.helpers import REPO_ROOT
 
 KUSTOMIZE_ROOT = REPO_ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("cpu", "gpu")
-COMPONENTS = ("servicemonitor",)
+COMPONENTS = ("keda", "namespace", "servicemonitor")
 # The Kubernetes version the manifests are validated against (kubernetes-validate's bundled schemas); the
 # same minor version as the kubectl that renders them here.
 KUBERNETES_VERSION = "1.32.0"

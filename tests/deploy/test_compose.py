@@ -1,11 +1,16 @@
-"""docker-compose.yml: settings-only environment, GPU reservation, ports, Prometheus scrape, `config` validation."""
+"""docker-compose.yml: settings-only environment, GPU reservation, ports, Prometheus scrape, validation against the
+Compose Specification's JSON schema (vendored, offline) and by `docker compose config` where installed."""
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
+from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 
 from service.settings import Settings
@@ -109,6 +114,14 @@ def test_train_profile_runs_the_gpu_recipe(spec: dict) -> None:
     assert (h.REPO_ROOT / "models" / "recipes" / "gpu_r50_fpn.yaml").is_file()
 
 
+def test_train_reads_the_dataset_from_the_one_data_root(spec: dict) -> None:
+    """The same variable and default as models/paths.py (and so as the CLI and the tests)."""
+    from models.paths import DATA_ROOT_VARIABLE, DEFAULT_DATA_ROOT
+
+    sources = [v.rsplit(":", 2)[0] for v in spec["services"]["train"]["volumes"] if v.endswith(":/data/car-parts:ro")]
+    assert sources == [f"${{{DATA_ROOT_VARIABLE}:-{DEFAULT_DATA_ROOT.as_posix()}}}/car-parts"]
+
+
 def test_monitoring_ports_bind_to_localhost_only(spec: dict) -> None:
     for name in ("prometheus", "grafana"):
         ports = h.published_ports(spec["services"][name])
@@ -152,13 +165,47 @@ def test_grafana_is_secure_by_default(spec: dict) -> None:
     assert "GF_SECURITY_ADMIN_PASSWORD" not in env or "admin" not in env["GF_SECURITY_ADMIN_PASSWORD"]
 
 
+COMPOSE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "compose-spec.json"
+
+
+def interpolated(node: Any) -> Any:
+    """The file as Compose sees it with no variable set: every ${VAR:-default} replaced by its default."""
+    if isinstance(node, dict):
+        return {key: interpolated(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolated(value) for value in node]
+    return h.resolve_defaults(node) if isinstance(node, str) else node
+
+
+def compose_spec_errors(spec: dict) -> list[str]:
+    validator = jsonschema.Draft7Validator(h.load_json(COMPOSE_SCHEMA))
+    return [f"{e.message} at {list(e.absolute_path)}" for e in validator.iter_errors(spec)]
+
+
+def test_compose_file_validates_against_the_compose_specification(spec: dict) -> None:
+    """What Docker Compose v2 checks (its loader validates against this schema), with no Docker installed."""
+    assert not compose_spec_errors(spec)
+    assert not compose_spec_errors(interpolated(spec))
+
+
+def test_compose_schema_check_rejects_what_compose_v2_rejects(spec: dict) -> None:
+    misspelt = copy.deepcopy(spec)
+    misspelt["services"]["pose"]["healtcheck"] = misspelt["services"]["pose"].pop("healthcheck")
+    assert any("healtcheck" in e for e in compose_spec_errors(misspelt))
+    wrong_type = copy.deepcopy(spec)
+    wrong_type["services"]["pose"]["restart"] = ["unless-stopped"]  # a string, not a list
+    assert compose_spec_errors(wrong_type)
+
+
 def _compose_command() -> list[str] | None:
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
+    # The v2 plugin first: it is what the README's `docker compose` runs. Debian's docker-compose 1.29 (end of
+    # life) is the fallback; the schema test above covers v2's rules where neither is installed.
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
         if probe.returncode == 0:
             return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
     return None
 
 

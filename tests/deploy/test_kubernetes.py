@@ -27,14 +27,23 @@ CHECKOV_SKIPS = {
     # Images are named by tag in the repository; a release pins the digest with
     # `kustomize edit set image carpose=REGISTRY/carpose@sha256:...` (README "Deploy on Kubernetes").
     "CKV_K8S_43": "Image should use digest",
+    # The overlays pin the tag (VERSION-cpu, VERSION-gpu), so a node's copy is the right image: IfNotPresent.
+    "CKV_K8S_15": "Image Pull Policy should be Always",
 }
 
+# An overlay and the components added to it, named "overlay+component+...".
 VARIANTS = {
-    "cpu": (k.KUSTOMIZE_ROOT / "overlays" / "cpu", []),
-    "gpu": (k.KUSTOMIZE_ROOT / "overlays" / "gpu", []),
-    "gpu+servicemonitor": (k.KUSTOMIZE_ROOT / "overlays" / "gpu", ["servicemonitor"]),
-    "cpu+servicemonitor": (k.KUSTOMIZE_ROOT / "overlays" / "cpu", ["servicemonitor"]),
+    name: (k.KUSTOMIZE_ROOT / "overlays" / name.split("+")[0], name.split("+")[1:])
+    for name in (
+        "cpu",
+        "gpu",
+        "cpu+keda",
+        "gpu+keda+servicemonitor",
+        "cpu+servicemonitor+namespace",
+        "gpu+keda+servicemonitor+namespace",
+    )
 }
+VERSION = h.REPO_ROOT.joinpath("pyproject.toml").read_text().split('version = "', 1)[1].split('"')[0]
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +97,28 @@ def test_every_kustomization_renders(directory: str) -> None:
         [
             "ConfigMap",
             "Deployment",
-            "Namespace",
+            "HorizontalPodAutoscaler",
             "NetworkPolicy",
             "PodDisruptionBudget",
-            "ScaledObject",
             "Service",
             "ServiceAccount",
         ]
-    )
+    ), "the base needs no CRD (KEDA, Prometheus Operator) and leaves the Namespace to the user"
     for obj in objects:
-        if obj["kind"] != "Namespace":
-            assert obj["metadata"].get("namespace") == "carpose", f"{obj['kind']} is not in namespace carpose"
+        assert obj["metadata"].get("namespace") == "carpose", f"{obj['kind']} is not in namespace carpose"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_object_of_every_variant_is_in_one_namespace(
+    variant: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    namespaced = [o for o in rendered[variant] if o["kind"] != "Namespace"]
+    assert {o["metadata"].get("namespace") for o in namespaced} == {"carpose"}
+    namespaces = k.of_kind(rendered[variant], "Namespace")
+    assert len(namespaces) == ("namespace" in VARIANTS[variant][1])
+    for namespace in namespaces:
+        assert namespace["metadata"]["name"] == "carpose"
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_every_overlay_is_tested() -> None:
@@ -110,8 +130,8 @@ def test_every_overlay_is_tested() -> None:
 
 def test_servicemonitor_component_adds_one_servicemonitor(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert not k.of_kind(rendered["gpu"], "ServiceMonitor")
-    monitor = k.one(rendered["gpu+servicemonitor"], "ServiceMonitor")
-    service = k.one(rendered["gpu+servicemonitor"], "Service")
+    monitor = k.one(rendered["gpu+keda+servicemonitor"], "ServiceMonitor")
+    service = k.one(rendered["gpu+keda+servicemonitor"], "Service")
     assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items(), "the ServiceMonitor does not select the Service"
@@ -160,8 +180,8 @@ def test_custom_resources_validate_against_their_published_schemas(
 ) -> None:
     custom = [o for o in rendered[variant] if (o["apiVersion"], o["kind"]) in k.CRD_SCHEMAS]
     kinds = {o["kind"] for o in custom}
-    assert "ScaledObject" in kinds
-    assert ("ServiceMonitor" in kinds) == variant.endswith("+servicemonitor")
+    assert ("ScaledObject" in kinds) == ("keda" in VARIANTS[variant][1])
+    assert ("ServiceMonitor" in kinds) == ("servicemonitor" in VARIANTS[variant][1])
     for obj in custom:
         errors = [
             f"{e.message} at {list(e.absolute_path)}"
@@ -171,7 +191,7 @@ def test_custom_resources_validate_against_their_published_schemas(
 
 
 def test_crd_validation_rejects_unknown_fields_and_wrong_types(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    scaled = json.loads(json.dumps(k.one(rendered["cpu"], "ScaledObject")))
+    scaled = json.loads(json.dumps(k.one(rendered["cpu+keda"], "ScaledObject")))
     validator = crd_validator(scaled["apiVersion"], scaled["kind"])
     assert validator.is_valid(scaled)
     typo = json.loads(json.dumps(scaled))
@@ -323,12 +343,20 @@ def test_writable_dirs_of_the_image_are_emptydirs(rendered: dict[str, list[dict[
 def test_gpu_overlay_takes_one_gpu_and_cpu_overlay_none(rendered: dict[str, list[dict[str, Any]]]) -> None:
     pod, container = deployment_container(rendered["gpu"])
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert container["image"].endswith(":gpu")
+    assert container["image"] == f"registry.example.com/carpose:{VERSION}-gpu"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     pod, container = deployment_container(rendered["cpu"])
     assert "nvidia.com/gpu" not in json.dumps(pod)
-    assert container["image"].endswith(":cpu")
+    assert container["image"] == f"registry.example.com/carpose:{VERSION}-cpu"
+
+
+@pytest.mark.parametrize("overlay", k.OVERLAYS)
+def test_image_tag_is_pinned_and_pulled_once_per_node(overlay: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    _, container = deployment_container(rendered[overlay])
+    tag = container["image"].rsplit(":", 1)[1]
+    assert tag not in ("latest", "cpu", "gpu") and tag.startswith(VERSION), tag
+    assert container["imagePullPolicy"] == "IfNotPresent"
 
 
 @pytest.mark.parametrize("overlay", k.OVERLAYS)
@@ -377,15 +405,48 @@ def test_prometheus_annotations_name_the_metrics_port(overlay: str, rendered: di
 # ----------------------------------------------------------------------------------------------- autoscaling
 
 
+def one_autoscaler(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exactly one of the HPA (base) and KEDA's ScaledObject (components/keda, which removes the HPA)."""
+    found = k.of_kind(objects, "HorizontalPodAutoscaler") + k.of_kind(objects, "ScaledObject")
+    assert len(found) == 1, f"expected one autoscaler, found {[o['kind'] for o in found]}"
+    return found[0]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_one_autoscaler_owns_the_replica_count(variant: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered[variant]
+    scaler = one_autoscaler(objects)
+    assert scaler["kind"] == ("ScaledObject" if "keda" in VARIANTS[variant][1] else "HorizontalPodAutoscaler")
+    deployment = k.one(objects, "Deployment")
+    assert scaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert scaler["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    assert "replicas" not in deployment["spec"], "kubectl apply would reset the autoscaler's replica count"
+
+
 @pytest.mark.parametrize("overlay", k.OVERLAYS)
-def test_autoscaler_scales_the_deployment_on_the_service_own_metrics(
+def test_plain_hpa_scales_on_cpu_before_the_queue_fills(
+    overlay: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    hpa = k.one(rendered[overlay], "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["minReplicas"] >= 1
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    target = metric["resource"]["target"]
+    # Utilisation is of the request: below 100 % of it, so that pods are added while they still keep up.
+    assert target["type"] == "Utilization" and 50 <= target["averageUtilization"] < 100
+    _, container = deployment_container(rendered[overlay])
+    assert "cpu" in container["resources"]["requests"], "a CPU HPA needs a CPU request"
+
+
+@pytest.mark.parametrize("overlay", k.OVERLAYS)
+def test_keda_scales_the_deployment_on_the_service_own_metrics(
     overlay: str, rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    objects = rendered[overlay]
+    variant = next(v for v, (o, components) in VARIANTS.items() if o.name == overlay and "keda" in components)
+    objects = rendered[variant]
     scaled = k.one(objects, "ScaledObject")
     deployment = k.one(objects, "Deployment")
-    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
-    assert "replicas" not in deployment["spec"], "kubectl apply would reset the autoscaler's replica count"
     assert scaled["spec"]["minReplicaCount"] >= 1
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"

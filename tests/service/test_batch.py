@@ -85,6 +85,7 @@ def test_a_manifest_gives_post_pose_fields_and_error_rows_and_goes_on(
     default_model_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "truncated.jpg").write_bytes((photos / PHOTOS[0]).read_bytes()[:300])
     (tmp_path / "page.pdf").write_bytes(b"%PDF-1.7 not an image")
@@ -95,6 +96,7 @@ def test_a_manifest_gives_post_pose_fields_and_error_rows_and_goes_on(
     output = tmp_path / "results.jsonl"
 
     argv = ["batch", str(manifest), "--output", str(output), "--model-dir", str(default_model_dir)]
+    monkeypatch.setenv("CARPOSE_PROGRESS", "1")  # the bar although stderr is not a terminal here
     assert carpose_runtime(argv) == 0  # bad lines are rows, not a failed batch
 
     rows = read_jsonl(output)
