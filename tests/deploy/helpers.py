@@ -19,10 +19,10 @@ DOCKERFILE = REPO_ROOT / "docker" / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 PROMETHEUS_CONFIG = REPO_ROOT / "docker" / "prometheus" / "prometheus.yml"
 GRAFANA_DIR = REPO_ROOT / "docker" / "grafana"
-DEPLOY_DOC = REPO_ROOT / "README.md"
+DEPLOY_DOC = REPO_ROOT / "docs" / "settings.md"
 
 # Environment variables a carpose container may get that service.settings.Settings does not read. Each one is
-# documented in README.md ("Environment variables that are not settings"); a test checks that.
+# documented in docs/settings.md ("Environment variables that are not settings"); a test checks that.
 ALLOWED_NON_SETTINGS_ENV = frozenset(
     {
         # glibc malloc tuning (set in docker/Dockerfile): Detectron2's tensors make the default thresholds thrash.

@@ -72,7 +72,7 @@ def test_no_env_file_smuggles_other_variables(spec: dict) -> None:
 def test_allowed_non_settings_variables_are_documented() -> None:
     doc = h.DEPLOY_DOC.read_text()
     missing = sorted(n for n in h.ALLOWED_NON_SETTINGS_ENV if f"`{n}`" not in doc)
-    assert not missing, f"README.md does not document {missing}"
+    assert not missing, f"docs/settings.md does not document {missing}"
 
 
 def test_pose_gets_a_gpu_and_cpu_variant_does_not(spec: dict, image_services: dict[str, dict]) -> None:

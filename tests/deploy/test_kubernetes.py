@@ -25,7 +25,7 @@ SETTINGS_ENV = {f"{Settings.model_config.get('env_prefix', '')}{name}".upper() f
 # checkov checks that the rendered overlays may fail, each with its reason (also in docs/deploy.md).
 CHECKOV_SKIPS = {
     # Images are named by tag in the repository; a release pins the digest with
-    # `kustomize edit set image carpose=REGISTRY/carpose@sha256:...` (README "Deploy on Kubernetes").
+    # `kustomize edit set image carpose=REGISTRY/carpose@sha256:...` (docs/deploy.md, "Kubernetes").
     "CKV_K8S_43": "Image should use digest",
     # The overlays pin the tag (VERSION-cpu, VERSION-gpu), so a node's copy is the right image: IfNotPresent.
     "CKV_K8S_15": "Image Pull Policy should be Always",

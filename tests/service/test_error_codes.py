@@ -1,4 +1,4 @@
-"""Every error code the code can answer is in ERROR_CODES, the README's table and the OpenAPI document."""
+"""Every error code the code can answer is in ERROR_CODES, docs/api.md's table and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -61,16 +61,16 @@ def test_every_registered_code_is_answered_somewhere() -> None:
     assert set(ERROR_CODES) == set(emitted_codes()) | handlers
 
 
-def readme_error_table() -> dict[str, int]:
-    text = (REPO_ROOT / "README.md").read_text()
+def documented_error_table() -> dict[str, int]:
+    text = (REPO_ROOT / "docs" / "api.md").read_text()
     table = text[text.index("Errors are always") :]
     table = table[: table.index("\n\n", table.index("| status | code"))]
     rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", table, flags=re.M)
     return {code: int(status) for status, code in rows}
 
 
-def test_the_readme_lists_every_code_with_its_status() -> None:
-    assert readme_error_table() == {code: e.status for code, e in ERROR_CODES.items()}
+def test_the_api_page_lists_every_code_with_its_status() -> None:
+    assert documented_error_table() == {code: e.status for code, e in ERROR_CODES.items()}
 
 
 @pytest.fixture(scope="module")
