@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .exceptions import PoseError, public_message
 
@@ -37,6 +37,17 @@ SUPPORTED_NAMES = "a JPEG, PNG, WebP, HEIC/HEIF or AVIF image"
 AVIF_BRANDS = {b"avif", b"avis"}
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 EXIF_ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that makes the stored pixels upright (what ImageOps.exif_transpose does,
+# without rewriting the EXIF: that rewrite is where a wrongly typed tag elsewhere in the block used to fail).
+ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # No car can be seen in fewer pixels, and the model's resize turns a side this short into zero pixels
 # beyond these proportions (1707x1 -> 853x0): such shapes get a 400 with this reason, never a 500.
 MIN_IMAGE_SIDE = 32
@@ -103,6 +114,19 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8), or 1 when the tag is absent or broken: a tag stored with the wrong type
+    (ASCII, UNDEFINED, a FLOAT infinity), a value outside 1-8 or an EXIF block that does not parse costs the
+    photo its rotation, never the photo itself. Only an integer is an orientation (the tag is a SHORT)."""
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # any failure of the EXIF parser: the photo is read as stored
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 1
+    return value if value in ORIENTATION_TRANSPOSE else 1
+
+
 def check_shape(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise PoseError("invalid_image", "the image has no pixels")
@@ -134,8 +158,7 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
             stored_w, stored_h = image.size
             # Before reading EXIF: for PNG that may decode the pixels. The checks do not depend on orientation.
             check_shape(stored_w, stored_h, max_pixels)
-            orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1) or 1)
-            orientation = orientation if 2 <= orientation <= 8 else 1  # other values are not rotations
+            orientation = exif_orientation(image)
             # Orientations 5-8 swap the axes: the upright image is stored_h wide.
             upright_w, upright_h = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
             target = working.fit(upright_w, upright_h) if working else (upright_w, upright_h)
@@ -145,7 +168,7 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
                 stored_target = (target[1], target[0]) if orientation >= 5 else target
                 image.draft("RGB", stored_target)
             image.load()
-            oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
+            oriented = image.transpose(ORIENTATION_TRANSPOSE[orientation]) if orientation != 1 else image
             rgb_image = oriented.convert("RGB")
             if rgb_image.size != target:
                 rgb_image = rgb_image.resize(target, Image.Resampling.BILINEAR)
@@ -153,9 +176,15 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
     except PoseError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PoseError("image_too_large", f"image refused as a decompression bomb: {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        message = public_message(str(exc))
+        # Pillow's backstop (our check_shape runs first on the header; this fires only on a decoder that reports
+        # more pixels later): our limit in our words, not the library's.
+        raise PoseError("image_too_large", f"image is over the limit of {max_pixels} pixels") from exc
+    except MemoryError as exc:  # a decoder that could not allocate: the upload's problem, and the process lives
+        raise PoseError("image_too_large", f"the {fmt} image needs more memory to decode than allowed") from exc
+    except Exception as exc:  # the decode boundary: whatever a decoder raises is a bad image
+        # Decoders raise more than OSError/ValueError on hostile files: RuntimeError (AVIF: "Decoding of color
+        # planes failed"), struct.error, TypeError, AttributeError, OverflowError. Each is this upload's fault.
+        message = public_message(str(exc)) or type(exc).__name__
         raise PoseError("invalid_image", f"the {fmt} image could not be decoded: {message}") from exc
     return DecodedImage(
         rgb=np.ascontiguousarray(rgb),
