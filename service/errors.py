@@ -30,7 +30,8 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "invalid_image": ErrorCode(400, "undecodable, truncated or empty image, a side under 32 px, or longer than 16:1"),
     "invalid_request": ErrorCode(
         400,
-        "a body that does not parse: multipart without a boundary, JSON that is not JSON (nested deeper than ~1000 or a number over 64 digits included), or not HTTP at all",
+        "a body that does not parse: multipart without a boundary, JSON that is not JSON (nested deeper than ~1000 "
+        "or a number over 64 digits included), or not HTTP at all",
     ),
     "unauthorized": ErrorCode(
         401, "API keys are set (POSE_API_KEYS/_FILE) and the request has no valid one (WWW-Authenticate)"

@@ -15,6 +15,7 @@ map coordinates of the reduced pixels back to it.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from .exceptions import PoseError, public_message
 
 # Our own pixel check runs first with a clear message; Pillow's bomb guard stays on as a backstop.
 Image.MAX_IMAGE_PIXELS = 200_000_000
+PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")  # "Image size (400000000 pixels) exceeds limit of ..."
 
 # HEIC/HEIF (the iPhone default) through pillow-heif's Pillow plugin; AVIF is Pillow's own (11.3 and later).
 # The plugin applies the HEIF rotation itself and drops the EXIF orientation, so nothing is rotated twice.
@@ -156,8 +158,12 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt])
             stored_w, stored_h = image.size
-            # Before reading EXIF: for PNG that may decode the pixels. The checks do not depend on orientation.
+            # From the header, before any pixel is decoded. The checks do not depend on orientation.
             check_shape(stored_w, stored_h, max_pixels)
+            if fmt != "JPEG":
+                # Decode first (only a JPEG needs the orientation before, for its draft size): PNG's getexif may
+                # decode the pixels, and a decode error there must not be taken for a broken EXIF block.
+                image.load()
             orientation = exif_orientation(image)
             # Orientations 5-8 swap the axes: the upright image is stored_h wide.
             upright_w, upright_h = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
@@ -176,9 +182,11 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
     except PoseError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        # Pillow's backstop (our check_shape runs first on the header; this fires only on a decoder that reports
-        # more pixels later): our limit in our words, not the library's.
-        raise PoseError("image_too_large", f"image is over the limit of {max_pixels} pixels") from exc
+        # Pillow's guard (over 200M pixels) fires inside Image.open, before our check_shape: our limit in our
+        # words, with the image's pixel count that Pillow's message carries.
+        found = PILLOW_PIXELS.search(str(exc))
+        size = f"image has {found.group(1)} pixels; " if found else "image is over the limit: "
+        raise PoseError("image_too_large", f"{size}the limit is {max_pixels} pixels") from exc
     except MemoryError as exc:  # a decoder that could not allocate: the upload's problem, and the process lives
         raise PoseError("image_too_large", f"the {fmt} image needs more memory to decode than allowed") from exc
     except Exception as exc:  # the decode boundary: whatever a decoder raises is a bad image
