@@ -25,7 +25,8 @@ from PIL import Image
 
 from .exceptions import PoseError, public_message
 
-# Our own pixel check runs first with a clear message; Pillow's bomb guard stays on as a backstop.
+# Pillow's bomb guard (over 200M pixels, inside Image.open, before our check_shape) stays on as a backstop;
+# decode_upload rewords its refusal with our limit.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")  # "Image size (400000000 pixels) exceeds limit of ..."
 
