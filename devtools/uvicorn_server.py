@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from service.http_protocol import HTTP_PROTOCOL
 from service.settings import REPO_ROOT
 
 # glibc's dynamic mmap threshold makes the model's large temporary tensors thrash the allocator.
@@ -85,7 +86,9 @@ def uvicorn_server(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, **MALLOC_ENV, **env}
+    # The HTTP protocol as shipped (header-read timeout, JSON protocol errors), as `carpose serve` and the images.
     command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--http", HTTP_PROTOCOL]
     command += list(uvicorn_args)
     with open(log_path, "wb") as log:
         started = time.perf_counter()

@@ -30,7 +30,7 @@ from .cors import is_api_path
 from .errors import http_status
 from .exceptions import PoseError
 from .metrics import ERRORS
-from .middleware import send_error
+from .middleware import CLOSE, send_error
 
 log = logging.getLogger("service.auth")
 
@@ -123,6 +123,14 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
     return None
 
 
+def is_preflight(scope: Scope) -> bool:
+    """A CORS preflight carries no key (browsers never send one). One from a listed origin is answered by the CORS
+    middleware before this; the rest go to the app, whose 405 (no route takes OPTIONS) the README documents."""
+    if scope["method"] != "OPTIONS":
+        return False
+    return any(name == b"access-control-request-method" for name, _ in scope.get("headers", []))
+
+
 def needs_key(path: str, metrics_require_key: bool) -> bool:
     if path == METRICS_PATH:
         return metrics_require_key
@@ -136,7 +144,12 @@ class ApiKeyMiddleware:
         self.metrics_require_key = metrics_require_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys.enabled or not needs_key(scope["path"], self.metrics_require_key):
+        if (
+            scope["type"] != "http"
+            or not self.keys.enabled
+            or not needs_key(scope["path"], self.metrics_require_key)
+            or is_preflight(scope)
+        ):
             await self.app(scope, receive, send)
             return
         key = presented_key(dict(scope.get("headers", [])))
@@ -150,7 +163,7 @@ class ApiKeyMiddleware:
             message, challenge = "the API key is not valid", ', error="invalid_token"'  # RFC 6750
         error = PoseError("unauthorized", message)
         await send_error(
-            send, http_status(error), error.code, message, {"WWW-Authenticate": WWW_AUTHENTICATE + challenge}
+            send, http_status(error), error.code, message, {"WWW-Authenticate": WWW_AUTHENTICATE + challenge, **CLOSE}
         )
 
 

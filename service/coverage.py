@@ -18,10 +18,11 @@ PROBLEMS = ("error", "no_car", "no_view", "cut_off", "too_small", "blurred", "ba
 
 
 def parse_required(text: str | None) -> list[str]:
-    """`front,back_left` -> the views, in the vocabulary's order; None or empty -> all eight. ValueError if unknown."""
-    if text is None or not text.strip():
+    """`front,back_left` -> the views, in the vocabulary's order; None, empty or naming no view (`,,`) -> all
+    eight (a list that names nothing never means "require nothing"). ValueError if unknown."""
+    asked = {item.strip() for item in (text or "").split(",") if item.strip()}
+    if not asked:
         return list(VIEWS)
-    asked = {item.strip() for item in text.split(",") if item.strip()}
     unknown = sorted(asked - set(VIEWS))
     if unknown:
         raise ValueError(f"unknown view(s) {', '.join(unknown)}; the views are {', '.join(VIEWS)}")

@@ -28,19 +28,27 @@ class ErrorCode(NamedTuple):
 
 ERROR_CODES: dict[str, ErrorCode] = {
     "invalid_image": ErrorCode(400, "undecodable, truncated or empty image, a side under 32 px, or longer than 16:1"),
-    "invalid_request": ErrorCode(400, "malformed request body (e.g. broken multipart framing)"),
+    "invalid_request": ErrorCode(
+        400,
+        "a body that does not parse: multipart without a boundary, JSON that is not JSON (nested deeper than ~1000 "
+        "or a number over 64 digits included), or not HTTP at all",
+    ),
     "unauthorized": ErrorCode(
         401, "API keys are set (POSE_API_KEYS/_FILE) and the request has no valid one (WWW-Authenticate)"
     ),
     "backend_disabled": ErrorCode(404, "POST /pose/rekognition while POSE_REKOGNITION_ENABLED is false"),
     "not_found": ErrorCode(404, "no such route"),
     "method_not_allowed": ErrorCode(405, "the route exists, not with this method"),
-    "request_timeout": ErrorCode(408, "the request body did not arrive within POSE_BODY_TIMEOUT_S"),
+    "request_timeout": ErrorCode(
+        408, "the request headers did not arrive within POSE_HEADER_TIMEOUT_S, or the body within POSE_BODY_TIMEOUT_S"
+    ),
     "upload_too_large": ErrorCode(413, "upload over POSE_MAX_UPLOAD_BYTES"),
     "too_many_images": ErrorCode(413, "POST /coverage with more photos than POSE_COVERAGE_MAX_IMAGES"),
     "image_too_large": ErrorCode(413, "image over POSE_MAX_IMAGE_PIXELS (judged from the header, before decoding)"),
     "unsupported_media_type": ErrorCode(415, "not a JPEG, PNG, WebP, HEIC/HEIF or AVIF image (judged from the bytes)"),
-    "validation_error": ErrorCode(422, "missing `image` field or invalid query parameter"),
+    "validation_error": ErrorCode(
+        422, "missing `image` field (a multipart part that never ends is missing) or invalid query parameter"
+    ),
     "upstream_invalid_image": ErrorCode(422, "Rekognition could not read the image"),
     "upstream_image_too_large": ErrorCode(422, "Rekognition refused the image as too large"),
     "upstream_invalid_parameter": ErrorCode(422, "Rekognition refused the request's parameters"),

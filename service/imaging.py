@@ -15,17 +15,20 @@ map coordinates of the reduced pixels back to it.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .exceptions import PoseError, public_message
 
-# Our own pixel check runs first with a clear message; Pillow's bomb guard stays on as a backstop.
+# Pillow's bomb guard (over 200M pixels, inside Image.open, before our check_shape) stays on as a backstop;
+# decode_upload rewords its refusal with our limit.
 Image.MAX_IMAGE_PIXELS = 200_000_000
+PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")  # "Image size (400000000 pixels) exceeds limit of ..."
 
 # HEIC/HEIF (the iPhone default) through pillow-heif's Pillow plugin; AVIF is Pillow's own (11.3 and later).
 # The plugin applies the HEIF rotation itself and drops the EXIF orientation, so nothing is rotated twice.
@@ -37,6 +40,17 @@ SUPPORTED_NAMES = "a JPEG, PNG, WebP, HEIC/HEIF or AVIF image"
 AVIF_BRANDS = {b"avif", b"avis"}
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 EXIF_ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that makes the stored pixels upright (what ImageOps.exif_transpose does,
+# without rewriting the EXIF: that rewrite is where a wrongly typed tag elsewhere in the block used to fail).
+ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # No car can be seen in fewer pixels, and the model's resize turns a side this short into zero pixels
 # beyond these proportions (1707x1 -> 853x0): such shapes get a 400 with this reason, never a 500.
 MIN_IMAGE_SIDE = 32
@@ -103,6 +117,19 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8), or 1 when the tag is absent or broken: a tag stored with the wrong type
+    (ASCII, UNDEFINED, a FLOAT infinity), a value outside 1-8 or an EXIF block that does not parse costs the
+    photo its rotation, never the photo itself. Only an integer is an orientation (the tag is a SHORT)."""
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # any failure of the EXIF parser: the photo is read as stored
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 1
+    return value if value in ORIENTATION_TRANSPOSE else 1
+
+
 def check_shape(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise PoseError("invalid_image", "the image has no pixels")
@@ -132,10 +159,13 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt])
             stored_w, stored_h = image.size
-            # Before reading EXIF: for PNG that may decode the pixels. The checks do not depend on orientation.
+            # From the header, before any pixel is decoded. The checks do not depend on orientation.
             check_shape(stored_w, stored_h, max_pixels)
-            orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1) or 1)
-            orientation = orientation if 2 <= orientation <= 8 else 1  # other values are not rotations
+            if fmt != "JPEG":
+                # Decode first (only a JPEG needs the orientation before, for its draft size): PNG's getexif may
+                # decode the pixels, and a decode error there must not be taken for a broken EXIF block.
+                image.load()
+            orientation = exif_orientation(image)
             # Orientations 5-8 swap the axes: the upright image is stored_h wide.
             upright_w, upright_h = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
             target = working.fit(upright_w, upright_h) if working else (upright_w, upright_h)
@@ -145,7 +175,7 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
                 stored_target = (target[1], target[0]) if orientation >= 5 else target
                 image.draft("RGB", stored_target)
             image.load()
-            oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
+            oriented = image.transpose(ORIENTATION_TRANSPOSE[orientation]) if orientation != 1 else image
             rgb_image = oriented.convert("RGB")
             if rgb_image.size != target:
                 rgb_image = rgb_image.resize(target, Image.Resampling.BILINEAR)
@@ -153,9 +183,17 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
     except PoseError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PoseError("image_too_large", f"image refused as a decompression bomb: {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        message = public_message(str(exc))
+        # Pillow's guard (over 200M pixels) fires inside Image.open, before our check_shape: our limit in our
+        # words, with the image's pixel count that Pillow's message carries.
+        found = PILLOW_PIXELS.search(str(exc))
+        size = f"image has {found.group(1)} pixels; " if found else "image is over the limit: "
+        raise PoseError("image_too_large", f"{size}the limit is {max_pixels} pixels") from exc
+    except MemoryError as exc:  # a decoder that could not allocate: the upload's problem, and the process lives
+        raise PoseError("image_too_large", f"the {fmt} image needs more memory to decode than allowed") from exc
+    except Exception as exc:  # the decode boundary: whatever a decoder raises is a bad image
+        # Decoders raise more than OSError/ValueError on hostile files: RuntimeError (AVIF: "Decoding of color
+        # planes failed"), struct.error, TypeError, AttributeError, OverflowError. Each is this upload's fault.
+        message = public_message(str(exc)) or type(exc).__name__
         raise PoseError("invalid_image", f"the {fmt} image could not be decoded: {message}") from exc
     return DecodedImage(
         rgb=np.ascontiguousarray(rgb),

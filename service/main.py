@@ -98,7 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_upload_bytes=settings.max_upload_bytes,
-        path_limits={COVERAGE_PATH: settings.coverage_max_total_bytes + MULTIPART_ENVELOPE_BYTES},
+        path_limits={
+            COVERAGE_PATH: (
+                settings.coverage_max_total_bytes + MULTIPART_ENVELOPE_BYTES,
+                f"the photo set is over the limit of {settings.coverage_max_total_bytes} bytes in all",
+            )
+        },
     )
     app.add_middleware(
         AdmissionMiddleware,

@@ -75,28 +75,27 @@ class RequestMetricsMiddleware:
             )
 
 
+# On a refusal answered before (or instead of) reading the whole body: the server closes the connection after the
+# answer instead of reading and discarding the rest of a declared body, and the client cannot keep streaming.
+CLOSE = {"Connection": "close"}
+
+
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_upload_bytes: int, path_limits: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_upload_bytes: int, path_limits: dict[str, tuple[int, str]] | None = None
+    ) -> None:
+        """`path_limits`: path -> (whole-body limit, the limit as the 413 names it) of routes that take several
+        photos, whose limit is not the one photo's."""
         self.app = app
         self.max_body_bytes = max_upload_bytes + MULTIPART_ENVELOPE_BYTES
-        self.path_limits = path_limits or {}  # whole-body limits of routes that take several photos
+        self.path_limits = path_limits or {}
         # A JSON body carries the same upload as base64, 4 bytes per 3.
         self.max_json_body_bytes = max_json_body_bytes(max_upload_bytes)
-        self.max_upload_bytes = max_upload_bytes
+        self.upload_limit = f"the upload is over the limit of {max_upload_bytes} bytes"
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, message: str) -> None:
         ERRORS.labels(code="upload_too_large", route="body_limit").inc()
-        body = json.dumps(
-            error_body("upload_too_large", f"the upload is over the limit of {self.max_upload_bytes} bytes")
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, "upload_too_large", message, CLOSE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,13 +104,15 @@ class BodySizeLimitMiddleware:
         headers = dict(scope.get("headers", []))
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         limit = self.max_json_body_bytes if media_type == JSON_MEDIA_TYPE.encode() else self.max_body_bytes
-        limit = self.path_limits.get(scope["path"], limit)
+        too_large = self.upload_limit
+        if scope["path"] in self.path_limits:
+            limit, too_large = self.path_limits[scope["path"]]
         try:
             declared = int(headers.get(b"content-length", b"0"))
         except ValueError:
             declared = 0
         if declared > limit:
-            await self._reject(send)
+            await self._reject(send, too_large)
             return
         received = 0
         exceeded = False
@@ -135,7 +136,7 @@ class BodySizeLimitMiddleware:
                 # Whatever the app answers to a cut-off body, the client's problem is the size.
                 if not rejected:
                     rejected = True
-                    await self._reject(send)
+                    await self._reject(send, too_large)
                 return
             await send(message)
 
@@ -145,7 +146,7 @@ class BodySizeLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not rejected:
-            await self._reject(send)
+            await self._reject(send, too_large)
 
 
 async def send_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
@@ -245,7 +246,7 @@ class AdmissionMiddleware:
                 # Held, not computed: a sleeping refusal costs no CPU, and clients that resend at once can no
                 # longer turn refusals into the main load of the server (measured: goodput fell to a third).
                 await asyncio.sleep(self.refusal_delay_s)
-            await send_error(send, http_status(exc), exc.code, exc.message, http_headers(exc))
+            await send_error(send, http_status(exc), exc.code, exc.message, {**http_headers(exc), **CLOSE})
             return
         await _AdmittedRequest(self, gate, scope, receive, send).run()
 
@@ -359,7 +360,7 @@ class _AdmittedRequest:
                 if self.evicted.is_set()
                 else f"the request body did not arrive within {self.owner.body_timeout_s:g} s"
             )
-            await send_error(self.send, 408, "request_timeout", message, {"Connection": "close"})
+            await send_error(self.send, 408, "request_timeout", message, CLOSE)
         elif self.gone.is_set():
             CLIENT_DISCONNECTS.labels(route=path, stage=self.state.get("gone_stage", "processing")).inc()
 

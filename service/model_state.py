@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from .exceptions import public_message
 from .metrics import MODEL_LOAD_SECONDS
 from .settings import Settings
 
@@ -89,7 +90,7 @@ class ModelState:
                 warm_up(backend, s)
         except Exception as exc:  # the service stays up and reports the failure on /readyz
             log.exception("loading the model from %s failed", self.settings.model_dir)
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = public_message(f"{type(exc).__name__}: {exc}")  # answered by /readyz: no server paths
             self.status = "failed"
             return
         self.backend = backend

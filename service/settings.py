@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     max_decoded_images: int = Field(4, ge=1, description="Decoded images alive at once, at the model's input size")
     max_uploads: int = Field(64, ge=1, description="Pose request bodies being received at once before 503")
     body_timeout_s: float = Field(30.0, gt=0, description="Time allowed for a pose request's body; 408 after it")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Time allowed for a request's headers (service.http_protocol); 408 and closed after it"
+    )
     drain_timeout_s: float = Field(
         20.0, ge=0, description="On SIGTERM: refuse new requests, wait this long at most for admitted ones, stop"
     )

@@ -23,6 +23,9 @@ DATA_URL = re.compile(r"^data:[\w.+/-]*(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNO
 # Room for the JSON around the base64 payload (key, quotes, a data URL prefix, whitespace).
 JSON_ENVELOPE_BYTES = 4 * 1024
 
+# No field of the request is a number worth more digits; Python's own limit (4300) would raise a bare ValueError.
+MAX_JSON_INT_DIGITS = 64
+
 IMAGE_FIELD_DESCRIPTION = "Car photo: JPEG, PNG, WebP, HEIC/HEIF or AVIF (EXIF orientation is applied)"
 # Multipart form limits: one file, a few small fields (the route reads `image` only).
 MAX_FORM_FILES, MAX_FORM_FIELDS = 4, 16
@@ -40,7 +43,8 @@ JSON_IMAGE_CONTENT: dict[str, object] = {
             }
         },
     },
-    "example": {"image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ..."},
+    # Valid base64 (the first bytes of a JPEG, cut short to stay readable): a real photo's is much longer.
+    "example": {"image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8U"},
 }
 # The route reads its body itself (either media type), so the OpenAPI request body is declared here.
 IMAGE_REQUEST_BODY = {
@@ -71,11 +75,26 @@ def is_json(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == JSON_MEDIA_TYPE
 
 
-def image_from_json(body: bytes, max_upload_bytes: int) -> bytes:
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"a number of {digits} digits (at most {MAX_JSON_INT_DIGITS})")
+    return int(text)
+
+
+def parse_json(body: bytes) -> object:
+    """The one JSON parse of a request body: any malformed, too deeply nested (more than the interpreter's
+    recursion limit, ~1000 levels) or huge-number document is a 400 `invalid_request`, never a 500."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(body, parse_int=_bounded_int)
+    except RecursionError as exc:
+        raise PoseError("invalid_request", "the request body is not valid JSON: nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and our number limit are ValueErrors
         raise PoseError("invalid_request", f"the request body is not valid JSON: {exc}") from exc
+
+
+def image_from_json(body: bytes, max_upload_bytes: int) -> bytes:
+    document = parse_json(body)
     if not isinstance(document, dict) or not isinstance(document.get("image"), str):
         raise PoseError("validation_error", 'body.image: the JSON body must be {"image": "<base64 or data URL>"}')
     text = DATA_URL.sub("", document["image"].strip(), count=1)

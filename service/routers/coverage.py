@@ -9,6 +9,7 @@ from single requests.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,7 +21,7 @@ from ..backends.base import DetectionBackend
 from ..backends.registry import spec_named
 from ..coverage import parse_required, problems_of, summarise
 from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
-from ..exceptions import PoseError
+from ..exceptions import ClientGone, PoseError
 from ..gate import DecodeLimiter, InferenceGate
 from ..pipeline import pose_from_upload
 from ..postprocess.vocabulary import VIEWS
@@ -28,6 +29,7 @@ from ..schemas import COVERAGE_CODES, CoveragePhoto, CoverageResponse, ErrorDeta
 from ..settings import Settings
 from ..upload import IMAGE_FIELD_DESCRIPTION
 
+log = logging.getLogger("service.coverage")
 router = APIRouter(tags=["coverage"])
 LOCAL = spec_named("detectron2")
 FIELD = "images"
@@ -46,6 +48,7 @@ REQUEST_BODY = {
                     "properties": {
                         FIELD: {
                             "type": "array",
+                            "minItems": 1,
                             "items": {"type": "string", "format": "binary"},
                             "description": f"The photos, repeated field `{FIELD}`. {IMAGE_FIELD_DESCRIPTION}; "
                             "at most POSE_COVERAGE_MAX_IMAGES photos and POSE_COVERAGE_MAX_TOTAL_BYTES in all",
@@ -110,6 +113,11 @@ async def coverage(
                 )
             except PoseError as exc:  # this photo's problem only; the set goes on
                 error = ErrorDetail(code=exc.code, message=exc.message)
+            except ClientGone:
+                raise  # nobody is waiting for the rest of the set
+            except Exception:  # a bug of ours on this photo: logged, reported in its slot, the set goes on
+                log.exception("photo %d of a coverage set failed", index)
+                error = ErrorDetail(code="internal_error", message="internal error; see the service log")
             problems = problems_of(pose)
             entries.append(
                 CoveragePhoto(

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..backends.detectron import DetectronBackend
 from ..dependencies import get_detectron, get_model_state
+from ..exceptions import public_value
 from ..metrics import REGISTRY
 from ..model_state import ModelState
 from ..schemas import HealthResponse, ModelInfoResponse
@@ -44,7 +45,7 @@ async def model_info(backend: Annotated[DetectronBackend, Depends(get_detectron)
         device=backend.device,
         classes=list(backend.classes),
         model_dir=backend.model_dir.name,  # the directory's name: the server's paths are not the client's business
-        card=backend.card.extra,
+        card=public_value(backend.card.extra),  # a card written on the training machine may name its paths
     )
 
 

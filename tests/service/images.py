@@ -53,3 +53,48 @@ def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
 def image_size_of(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as image:
         return image.size
+
+
+# TIFF field types of the EXIF entries written by `exif_jpeg` (the number each type has in the TIFF spec).
+TIFF_TYPES = {"ASCII": 2, "SHORT": 3, "RATIONAL": 5, "UNDEFINED": 7, "SSHORT": 8, "FLOAT": 11, "DOUBLE": 12}
+
+
+def raw_exif(entries: list[tuple[int, str, int, bytes]]) -> bytes:
+    """An EXIF block written byte by byte, so a tag can have any type (Pillow writes only the right ones).
+
+    `entries`: (tag, TIFF type name, count, little-endian payload)."""
+    head = b"II*\x00" + struct.pack("<I", 8)
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    ifd, extra = struct.pack("<H", len(entries)), b""
+    for tag, kind, count, payload in sorted(entries):
+        if len(payload) <= 4:
+            ifd += struct.pack("<HHI", tag, TIFF_TYPES[kind], count) + payload.ljust(4, b"\x00")
+        else:
+            ifd += struct.pack("<HHII", tag, TIFF_TYPES[kind], count, data_offset + len(extra))
+            extra += payload + b"\x00" * (len(payload) % 2)
+    return b"Exif\x00\x00" + head + ifd + struct.pack("<I", 0) + extra
+
+
+def exif_jpeg(entries: list[tuple[int, str, int, bytes]], width: int = 300, height: int = 200) -> bytes:
+    return encode(car_like_array(width, height), "JPEG", exif=raw_exif(entries))
+
+
+def avif_bytes(width: int = 256, height: int = 192) -> bytes:
+    return encode(car_like_array(width, height), "AVIF", quality=60)
+
+
+def avif_that_breaks_the_decoder() -> bytes:
+    """A real AVIF with one header byte zeroed such that Pillow's AVIF decoder raises RuntimeError (found by
+    search rather than hard-coded: the byte depends on the libavif version's box layout)."""
+    base = avif_bytes()
+    for offset in range(8, 512):
+        data = bytearray(base)
+        data[offset] = 0
+        try:
+            with Image.open(io.BytesIO(bytes(data)), formats=["AVIF"]) as image:
+                image.load()
+        except RuntimeError:
+            return bytes(data)
+        except Exception:  # other failures are already handled; keep looking for a RuntimeError
+            continue
+    raise AssertionError("no header edit made the AVIF decoder raise RuntimeError")

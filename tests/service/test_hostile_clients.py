@@ -3,6 +3,9 @@ abandoned uploads, and clients that leave while queued (their requests never rea
 
 from __future__ import annotations
 
+import contextlib
+import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -16,6 +19,8 @@ from tests.service.helpers import BackgroundPosts
 from tests.service.images import jpeg_bytes
 
 BODY_TIMEOUT_S = 1.5
+HEADER_TIMEOUT_S = 2.0
+SLOWLORIS_CONNECTIONS = 200
 BOUNDARY = "carposeboundary"
 
 
@@ -54,9 +59,75 @@ def read_until_closed(sock: socket.socket, timeout_s: float) -> tuple[bytes, flo
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = server_env(tiny_model_dir, body_timeout_s=str(BODY_TIMEOUT_S))
+    env = server_env(tiny_model_dir, body_timeout_s=str(BODY_TIMEOUT_S), header_timeout_s=str(HEADER_TIMEOUT_S))
     with uvicorn_server(env, tmp_path_factory.mktemp("uvicorn") / "uvicorn.log") as running:
         yield running
+
+
+def test_slowloris_connections_are_closed_while_others_are_served(server: Server) -> None:
+    """200 clients sending one header byte a second: each is closed within the header timeout + 5 s (most with
+    a JSON 408), and a real client is answered meanwhile."""
+    host, port = server.url.removeprefix("http://").split(":")
+    started = time.perf_counter()
+    pending: dict[socket.socket, bytes] = {}
+    closed_after: list[float] = []
+    for _ in range(SLOWLORIS_CONNECTIONS):
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        sock.setblocking(False)
+        pending[sock] = b""
+    served = None
+    next_byte = time.perf_counter() + 1.0
+    deadline = started + HEADER_TIMEOUT_S + 5 + 5  # the assertion below is the stricter bound
+    try:
+        while pending and time.perf_counter() < deadline:
+            readable, _, _ = select.select(list(pending), [], [], 0.05)
+            for sock in readable:
+                try:
+                    chunk = sock.recv(65536)
+                except OSError:
+                    chunk = b""
+                if chunk:
+                    pending[sock] += chunk
+                    continue
+                answer = pending.pop(sock)
+                sock.close()
+                closed_after.append(time.perf_counter() - started)
+                assert not answer or answer.startswith(b"HTTP/1.1 408"), answer[:200]
+                assert not answer or b'"request_timeout"' in answer, answer
+            if served is None and time.perf_counter() - started > 0.5:
+                served = httpx.post(
+                    f"{server.url}/pose", files={"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}, timeout=30
+                ).status_code
+            if time.perf_counter() >= next_byte:
+                next_byte += 1.0
+                for sock in list(pending):
+                    with contextlib.suppress(OSError):  # closed by the server: the next select sees it
+                        sock.send(b"a")
+    finally:
+        for sock in pending:
+            sock.close()
+    assert not pending, f"{len(pending)} slowloris connections still open"
+    assert served == 200
+    assert max(closed_after) < HEADER_TIMEOUT_S + 5, max(closed_after)
+
+
+def test_the_servers_own_protocol_errors_are_json(server: Server) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        response, _ = read_until_closed(sock, 10)
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), response[:200]
+    assert json.loads(body)["error"]["code"] == "invalid_request"
+
+
+def test_a_declared_body_over_the_limit_is_refused_and_the_connection_closed(server: Server) -> None:
+    """The 413 comes from the head alone, and the server closes rather than reading 50 MB it will discard."""
+    with connect(server) as sock:
+        sock.sendall(request_head(server, 50_000_000))
+        response, elapsed = read_until_closed(sock, 10)
+    assert response.startswith(b"HTTP/1.1 413"), response[:200]
+    assert b"connection: close" in response.lower() and elapsed < 5
 
 
 def test_a_stalled_body_gets_408_and_the_connection_is_closed(server: Server) -> None:

@@ -23,6 +23,7 @@ ENV_VALUES: dict[str, tuple[str, object]] = {
     "decode_workers": ("3", 3),
     "max_decoded_images": ("6", 6),
     "body_timeout_s": ("12.5", 12.5),
+    "header_timeout_s": ("4.5", 4.5),
     "max_uploads": ("7", 7),
     "refusal_delay_s": ("0.25", 0.25),
     "drain_timeout_s": ("5", 5.0),
