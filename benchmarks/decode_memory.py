@@ -6,11 +6,17 @@ For each format a worst-case file at the pixel limit (7680x5120, 39.3 MP: lossle
 `service.imaging.DECODE_BYTES_PER_PIXEL` must cover (docs/operations.md).
 
     .venv/bin/python -m benchmarks.decode_memory [--width 7680 --height 5120] [--keep DIR]
+
+`--server N` then starts the service with the default model through real uvicorn (127.0.0.1), POSTs N copies
+of each worst-case file to /pose at once, and prints the process's peak RSS (VmHWM, reset before each format):
+the figure docs/operations.md's memory formula must cover.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
 import io
 import json
 import struct
@@ -21,9 +27,12 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 
+from deploy.measure_pod import proc_memory_mib
+from devtools.uvicorn_server import uvicorn_server
 from service.imaging import DECODE_BYTES_PER_PIXEL, sniff_format
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child would start at this process's peak.
@@ -101,12 +110,38 @@ def measure(path: Path) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+async def post_at_once(url: str, data: bytes, copies: int) -> collections.Counter[int]:
+    async with httpx.AsyncClient(timeout=300.0) as client:
+        responses = await asyncio.gather(
+            *(client.post(f"{url}/pose", files={"image": ("worst", data)}) for _ in range(copies))
+        )
+    return collections.Counter(r.status_code for r in responses)
+
+
+def through_uvicorn(files: dict[str, Path], copies: int) -> None:
+    """Peak RSS of the service while `copies` uploads of each file arrive at once."""
+    with tempfile.TemporaryDirectory() as tmp, uvicorn_server({"POSE_TORCH_THREADS": "1"}, Path(tmp) / "log") as server:
+        pid = server.process.pid
+        ready = proc_memory_mib(pid)
+        print(f"\nservice (default model, default settings) ready: RSS {ready['VmRSS']:.0f} MiB")
+        print(f"{'case':<20} {'statuses':<24} {'peak RSS MiB':>12}")
+        overall = ready["VmHWM"]
+        for name, path in files.items():
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS now: this format's peak alone
+            statuses = asyncio.run(post_at_once(server.url, path.read_bytes(), copies))
+            peak = proc_memory_mib(pid)["VmHWM"]
+            overall = max(overall, peak)
+            print(f"{name:<20} {dict(sorted(statuses.items()))!s:<24} {peak:>12.0f}")
+        print(f"peak RSS over all: {overall:.0f} MiB ({overall / 1024:.2f} GiB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=7680)
     parser.add_argument("--height", type=int, default=5120)
     parser.add_argument("--keep", type=Path, help="write the files here (and reuse them on the next run)")
     parser.add_argument("--only", nargs="*", choices=sorted(CASES))
+    parser.add_argument("--server", type=int, default=0, metavar="N", help="then N uploads of each at once")
     args = parser.parse_args()
     pixels = args.width * args.height
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,8 +149,8 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         print(f"{args.width}x{args.height} = {pixels / 1e6:.1f} MP, one decode per fresh process; decoded MP, B/pixel:")
         print(f"{'case':<20} {'file':>10} {'decoded':>8} {'peak +MiB':>10} {'B/pixel':>8} {'budgeted':>9}")
-        for name in args.only or CASES:
-            path = folder / f"{name}-{args.width}x{args.height}.bin"
+        files = {name: folder / f"{name}-{args.width}x{args.height}.bin" for name in args.only or CASES}
+        for name, path in files.items():
             if not path.exists():
                 path.write_bytes(CASES[name](args.width, args.height))
             fmt = sniff_format(path.read_bytes()[:64]) or "?"
@@ -126,6 +161,8 @@ def main() -> None:
                 f"{delta / result['pixels']:>8.1f} "
                 f"{DECODE_BYTES_PER_PIXEL.get(fmt, float('nan')):>9}"
             )
+        if args.server:
+            through_uvicorn(files, args.server)
 
 
 if __name__ == "__main__":
