@@ -24,6 +24,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
+from .avif_header import avif_max_frame_size
 from .decode_budget import reserve_decode
 from .exceptions import PoseError, public_message
 
@@ -153,6 +154,17 @@ def check_shape(width: int, height: int, max_pixels: int) -> None:
         )
 
 
+def check_avif_extents(data: bytes, width: int, height: int) -> None:
+    """An AVIF whose header (`ispe`) claims more than its AV1 stream holds is refused: libavif would upscale the
+    stream's frame to the claimed size (a 256x192 picture reported, and decoded, as 6000x6500)."""
+    stream = avif_max_frame_size(data)
+    if stream is not None and (width > stream[0] or height > stream[1]):
+        raise PoseError(
+            "invalid_image",
+            f"the AVIF header says {width}x{height} pixels but its AV1 stream holds at most {stream[0]}x{stream[1]}",
+        )
+
+
 def stored_target_size(width: int, height: int, orientation: int, working: WorkingSize | None) -> tuple[int, int]:
     """The reduced size in the stored orientation: the working size fits the upright image."""
     if working is None:
@@ -193,6 +205,8 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
             stored_w, stored_h = image.size
             # From the header, before any pixel is decoded. The checks do not depend on orientation.
             check_shape(stored_w, stored_h, max_pixels)
+            if fmt == "AVIF":
+                check_avif_extents(data, stored_w, stored_h)
             orientation = 1
             if fmt == "JPEG":
                 # A JPEG's orientation comes first: its draft size depends on it (its EXIF read decodes no pixels).
