@@ -18,8 +18,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from .decode_budget import DecodeBudget
 from .exceptions import ClientGone, PoseError
+from .imaging import DECODE_BYTES_PER_PIXEL
 from .metrics import BATCH_SIZE, QUEUE_DEPTH
+from .settings import Settings
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -290,19 +293,27 @@ def _call_each_on_error(call: Callable[[Sequence[X]], list[T]], items: list[X]) 
 
 
 class DecodeLimiter:
-    """Decoded images alive at once (`max_images`) and decodes running at once (`workers`), on threads of its own.
+    """Decoded images alive at once (`max_images`), decodes running at once (`workers`, on threads of its own) and
+    the memory their full-size pixels take together (`budget_bytes`).
 
-    A full-size decode is the one allocation an upload controls (up to POSE_MAX_IMAGE_PIXELS x 3 bytes), so
-    only `workers` run at a time; the reduced image is then held until the request answers, at most
-    `max_images` of them.
+    A full-size decode is the one allocation an upload controls: its pixel count (up to POSE_MAX_IMAGE_PIXELS)
+    times its format's bytes per pixel (`imaging.DECODE_BYTES_PER_PIXEL`: 5-17 B). Each decode reserves that from
+    the budget once its header is read and waits until it fits, so the decodes running at once never take more
+    than the budget, whatever the formats; the reduced image is then held until the request answers, at most
+    `max_images` of them. `budget_bytes=None`: no byte budget (only the count of decodes bounds them).
     """
 
-    def __init__(self, workers: int, max_images: int) -> None:
+    def __init__(self, workers: int, max_images: int, budget_bytes: int | None = None) -> None:
         self.workers = workers
         self.max_images = max_images
+        self.budget = DecodeBudget(budget_bytes) if budget_bytes is not None else None
         self._images = asyncio.Semaphore(max_images)
         self._decodes = asyncio.Semaphore(workers)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode-worker")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DecodeLimiter:
+        return cls(settings.decode_workers, settings.max_decoded_images, decode_budget_bytes(settings))
 
     @asynccontextmanager
     async def image(self) -> AsyncIterator[None]:
@@ -311,8 +322,17 @@ class DecodeLimiter:
             yield
 
     async def decode(self, func: Callable[[], T]) -> T:
+        """`func()` on a decode thread; the decode inside it draws its full-size pixels from this budget."""
         async with self._decodes:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, func)
+            run = self.budget.bind(func) if self.budget is not None else func
+            return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def decode_budget_bytes(settings: Settings) -> int:
+    """POSE_DECODE_MEMORY_MB, or by default one decode of the costliest format at the pixel limit."""
+    if settings.decode_memory_mb:
+        return settings.decode_memory_mb * 1_000_000
+    return math.ceil(settings.max_image_pixels * max(DECODE_BYTES_PER_PIXEL.values()))

@@ -7,7 +7,8 @@ before the pixels are decoded, so decompression bombs and degenerate shapes are 
 Memory: the model resizes every image to its input size anyway (shortest edge MIN_SIZE_TEST, longest at most
 MAX_SIZE_TEST), so the pixels are reduced to that size here. JPEGs are decoded at 1/2, 1/4 or 1/8 scale by
 the decoder itself (`Image.draft`), so a 7680x5120 photo never exists at full size; PNG, WebP, HEIF and AVIF are decoded
-at full size (bounded by the pixel limit and the decode concurrency) and then reduced. The sizes the caller
+at full size (bounded by the pixel limit and the decode budget: `DECODE_BYTES_PER_PIXEL`) and then reduced
+without a full-size copy (`reduce_to_rgb`). The sizes the caller
 reports are those of the EXIF-corrected original (`original_width`, `original_height`); `scale_x`/`scale_y`
 map coordinates of the reduced pixels back to it.
 """
@@ -23,6 +24,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
+from .avif_header import avif_max_frame_size
+from .decode_budget import reserve_decode
 from .exceptions import PoseError, public_message
 
 # Pillow's bomb guard (over 200M pixels, inside Image.open, before our check_shape) stays on as a backstop;
@@ -36,6 +39,11 @@ pillow_heif.register_heif_opener()
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF")
 SUPPORTED_NAMES = "a JPEG, PNG, WebP, HEIC/HEIF or AVIF image"
+# Peak memory of one decode per decoded pixel (a JPEG's: its draft size), measured by `python -m
+# benchmarks.decode_memory` (the worst mode of each format, 39 MP; docs/operations.md), with about 8 % to spare.
+# Each decode reserves pixels x this from the DecodeLimiter's budget before its pixels exist. WebP costs most:
+# Pillow's decoder holds libwebp's RGBA canvas, a bytes copy of it and its own image at once.
+DECODE_BYTES_PER_PIXEL = {"JPEG": 11.5, "PNG": 7.25, "WEBP": 17.25, "HEIF": 8.0, "AVIF": 12.5}
 # ISO-BMFF brands (the `ftyp` box: major brand, then compatible brands) of the two still-image formats.
 AVIF_BRANDS = {b"avif", b"avis"}
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
@@ -146,6 +154,42 @@ def check_shape(width: int, height: int, max_pixels: int) -> None:
         )
 
 
+def check_avif_extents(data: bytes, width: int, height: int) -> None:
+    """An AVIF whose header (`ispe`) claims more than its AV1 stream holds is refused: libavif would upscale the
+    stream's frame to the claimed size (a 256x192 picture reported, and decoded, as 6000x6500)."""
+    stream = avif_max_frame_size(data)
+    if stream is not None and (width > stream[0] or height > stream[1]):
+        raise PoseError(
+            "invalid_image",
+            f"the AVIF header says {width}x{height} pixels but its AV1 stream holds at most {stream[0]}x{stream[1]}",
+        )
+
+
+def stored_target_size(width: int, height: int, orientation: int, working: WorkingSize | None) -> tuple[int, int]:
+    """The reduced size in the stored orientation: the working size fits the upright image."""
+    if working is None:
+        return width, height
+    if orientation >= 5:  # stored sideways: fit the upright (height x width) image, then turn the size back
+        upright = working.fit(height, width)
+        return upright[1], upright[0]
+    return working.fit(width, height)
+
+
+def reduce_to_rgb(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image.convert("RGB").resize(size)` without its full-size RGB copy (4 bytes a pixel: Pillow keeps RGB
+    in 32 bits) for the modes decoders produce: RGB and L are resized as they are, and an alpha image one colour
+    band at a time (1 byte a pixel). The alpha is dropped unblended, as `convert("RGB")` drops it."""
+    if image.size == size:
+        return image.convert("RGB")
+    if image.mode in ("RGB", "L"):
+        return image.resize(size, Image.Resampling.BILINEAR).convert("RGB")
+    if image.mode in ("RGBA", "RGBX", "LA"):
+        colour = image.mode[:-1]
+        bands = [image.getchannel(band).resize(size, Image.Resampling.BILINEAR) for band in colour]
+        return Image.merge(colour, bands).convert("RGB")
+    return image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+
+
 def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: WorkingSize | None = None) -> DecodedImage:
     if len(data) > max_bytes:
         raise PoseError("upload_too_large", f"upload is {len(data)} bytes; the limit is {max_bytes} bytes")
@@ -161,25 +205,30 @@ def decode_upload(data: bytes, max_bytes: int, max_pixels: int, working: Working
             stored_w, stored_h = image.size
             # From the header, before any pixel is decoded. The checks do not depend on orientation.
             check_shape(stored_w, stored_h, max_pixels)
-            if fmt != "JPEG":
-                # Decode first (only a JPEG needs the orientation before, for its draft size): PNG's getexif may
-                # decode the pixels, and a decode error there must not be taken for a broken EXIF block.
+            if fmt == "AVIF":
+                check_avif_extents(data, stored_w, stored_h)
+            orientation = 1
+            if fmt == "JPEG":
+                # A JPEG's orientation comes first: its draft size depends on it (its EXIF read decodes no pixels).
+                orientation = exif_orientation(image)
+                stored_target = stored_target_size(stored_w, stored_h, orientation, working)
+                if stored_target != image.size:
+                    # The decoder skips the detail we would throw away: at least the target size, at a fraction
+                    # of the memory and time (DCT scaling by 1/2, 1/4 or 1/8).
+                    image.draft("RGB", stored_target)
+            # The pixels about to be decoded (a JPEG's draft size) at what this format costs per pixel.
+            with reserve_decode(round(image.width * image.height * DECODE_BYTES_PER_PIXEL[fmt])):
                 image.load()
-            orientation = exif_orientation(image)
+                if fmt != "JPEG":
+                    # After the decode: PNG's getexif may decode the pixels, and a decode error there must not be
+                    # taken for a broken EXIF block.
+                    orientation = exif_orientation(image)
+                small = reduce_to_rgb(image, stored_target_size(stored_w, stored_h, orientation, working))
+                image.close()  # the full-size pixels go before the reservation does
+            upright = small.transpose(ORIENTATION_TRANSPOSE[orientation]) if orientation != 1 else small
+            rgb = np.asarray(upright, dtype=np.uint8)
             # Orientations 5-8 swap the axes: the upright image is stored_h wide.
             upright_w, upright_h = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
-            target = working.fit(upright_w, upright_h) if working else (upright_w, upright_h)
-            if fmt == "JPEG" and target != (upright_w, upright_h):
-                # The decoder skips the detail we would throw away: at least the target size, at a fraction of
-                # the memory and time (DCT scaling by 1/2, 1/4 or 1/8).
-                stored_target = (target[1], target[0]) if orientation >= 5 else target
-                image.draft("RGB", stored_target)
-            image.load()
-            oriented = image.transpose(ORIENTATION_TRANSPOSE[orientation]) if orientation != 1 else image
-            rgb_image = oriented.convert("RGB")
-            if rgb_image.size != target:
-                rgb_image = rgb_image.resize(target, Image.Resampling.BILINEAR)
-            rgb = np.asarray(rgb_image, dtype=np.uint8)
     except PoseError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

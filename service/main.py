@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gates = [InferenceGate(spec.workers(settings), settings.max_queue, name=spec.name) for spec in BACKENDS]
         for spec, gate in zip(BACKENDS, gates, strict=True):
             setattr(app.state, spec.gate, gate)
-        app.state.decoder = DecodeLimiter(settings.decode_workers, settings.max_decoded_images)
+        app.state.decoder = DecodeLimiter.from_settings(settings)
         app.state.backends = {spec.name: spec.build(settings) for spec in BACKENDS if not spec.local_model}
         app.state.model.start()
         install_drain_on_sigterm(gates, settings.drain_timeout_s)

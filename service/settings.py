@@ -28,7 +28,13 @@ class Settings(BaseSettings):
         8, ge=0, description="Requests with a whole body admitted beyond the running ones (decoding, waiting)"
     )
     inference_workers: int = Field(1, ge=1, description="Concurrent model calls")
-    decode_workers: int = Field(2, ge=1, description="Concurrent image decodes (each up to max_image_pixels x 3 B)")
+    decode_workers: int = Field(2, ge=1, description="Concurrent image decodes (threads)")
+    decode_memory_mb: int = Field(
+        0,
+        ge=0,
+        description="Memory for full-size decodes at once (MB; each reserves pixels x its format's bytes per pixel); "
+        "0 = one decode of the costliest format at max_image_pixels",
+    )
     max_decoded_images: int = Field(4, ge=1, description="Decoded images alive at once, at the model's input size")
     max_uploads: int = Field(64, ge=1, description="Pose request bodies being received at once before 503")
     body_timeout_s: float = Field(30.0, gt=0, description="Time allowed for a pose request's body; 408 after it")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from service.gate import decode_budget_bytes
 from service.metrics import exported_metric_names
 from service.settings import Settings
 from tests.deploy import helpers as h
@@ -370,11 +371,19 @@ def test_resources_are_requested_and_limited(overlay: str, rendered: dict[str, l
 def test_cpu_memory_limit_covers_the_measured_peak_and_a_full_queue_of_large_images(
     rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """docs/operations.md's worst case, from the overlay's settings: whole uploads held, bodies being received,
+    the decode budget (full-size decodes at once, any format) and the reduced images."""
     measured_peak_mib = 884  # VmHWM from `python -m deploy.measure_pod` (docs/deploy.md)
     _, container = deployment_container(rendered["cpu"])
     settings = settings_from(configmap_data(rendered["cpu"]), monkeypatch)
-    images = settings.inference_workers + settings.max_queue
-    worst_mib = measured_peak_mib + images * settings.max_image_pixels * 3 / 2**20
+    admitted = settings.inference_workers + settings.max_queue
+    worst_bytes = (
+        admitted * settings.max_upload_bytes
+        + settings.max_uploads * 2**20
+        + decode_budget_bytes(settings)
+        + settings.max_decoded_images * 1.3e6
+    )
+    worst_mib = measured_peak_mib + worst_bytes / 2**20
     limit = container["resources"]["limits"]["memory"]
     assert limit.endswith("Gi")
     assert float(limit[:-2]) * 1024 >= worst_mib

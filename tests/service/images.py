@@ -83,6 +83,14 @@ def avif_bytes(width: int = 256, height: int = 192) -> bytes:
     return encode(car_like_array(width, height), "AVIF", quality=60)
 
 
+def with_ispe(data: bytes, width: int, height: int) -> bytes:
+    """An AVIF/HEIF whose `ispe` box (the image size its header claims) is rewritten to width x height."""
+    at = data.find(b"ispe")
+    assert at > 0, "no ispe box"
+    # box size, "ispe", version and flags, then width and height, 32 bits each
+    return data[: at + 8] + struct.pack(">II", width, height) + data[at + 16 :]
+
+
 def avif_that_breaks_the_decoder() -> bytes:
     """A real AVIF with one header byte zeroed such that Pillow's AVIF decoder raises RuntimeError (found by
     search rather than hard-coded: the byte depends on the libavif version's box layout)."""

@@ -31,6 +31,7 @@ from tests.service.images import (
     png_bytes,
     raw_exif,
     webp_bytes,
+    with_ispe,
 )
 
 ALLOWED = {200, 400, 413, 415}
@@ -99,6 +100,7 @@ def photo_seeds() -> dict[str, bytes]:
         "webp_lossless": encode(array, "WEBP", lossless=True),
         "heic": encode(array, "HEIF", quality=60),
         "avif": encode(array, "AVIF", quality=60),
+        "avif_ispe": encode(array, "AVIF", quality=60),  # mutated in its claimed size (`ispe_mutant`)
     }
 
 
@@ -119,6 +121,14 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(out)
 
 
+def ispe_mutant(rng: random.Random, data: bytes) -> bytes:
+    """The AVIF's `ispe` (claimed size) rewritten: bigger or smaller than its stream, zero, huge, or off by one."""
+    width, height = struct.unpack(">II", data[data.find(b"ispe") + 8 : data.find(b"ispe") + 16])
+    sizes = [0, 1, width - 1, width + 1, 2 * width, 6000, 65535, 2**31, 2**32 - 1, rng.randrange(2**32)]
+    out = with_ispe(data, rng.choice(sizes), rng.choice([0, 1, height - 1, height + 1, 2 * height, *sizes]))
+    return mutate(rng, out) if rng.random() < 0.3 else out
+
+
 def test_mutated_photos_through_the_decode_boundary() -> None:
     """Every outcome is an image or a documented 4xx; anything else (a 500 at the edge) fails with the seed."""
     seeds = photo_seeds()
@@ -130,7 +140,7 @@ def test_mutated_photos_through_the_decode_boundary() -> None:
         if time.perf_counter() - started > DECODE_SECONDS:
             break
         name = names[case % len(names)]
-        data = mutate(rng, seeds[name])
+        data = ispe_mutant(rng, seeds[name]) if name == "avif_ispe" else mutate(rng, seeds[name])
         try:
             decode_upload(data, 10_000_000, 40_000_000, WorkingSize(800, 1333))
             outcomes["decoded"] += 1

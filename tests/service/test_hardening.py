@@ -14,7 +14,14 @@ from service.exceptions import PoseError
 from service.imaging import WorkingSize, decode_upload
 from service.postprocess.vocabulary import VIEWS
 from tests.service.helpers import assert_error
-from tests.service.images import avif_that_breaks_the_decoder, exif_jpeg, jpeg_bytes, png_bomb
+from tests.service.images import (
+    avif_bytes,
+    avif_that_breaks_the_decoder,
+    exif_jpeg,
+    jpeg_bytes,
+    png_bomb,
+    with_ispe,
+)
 
 
 def test_unterminated_multipart_is_a_missing_field(client: TestClient) -> None:
@@ -104,6 +111,25 @@ def test_an_avif_that_breaks_its_decoder_is_invalid_image() -> None:
     with pytest.raises(PoseError) as caught:
         decode_upload(avif_that_breaks_the_decoder(), 10**7, 10**8, WORKING)
     assert caught.value.code == "invalid_image" and "AVIF" in caught.value.message
+
+
+@pytest.mark.parametrize(("width", "height"), [(6000, 6500), (257, 192), (256, 193)])
+def test_an_avif_whose_header_claims_more_than_its_stream_holds_is_invalid_image(width: int, height: int) -> None:
+    """libavif would upscale the 256x192 frame to the claimed size and report that size (issue 18)."""
+    with pytest.raises(PoseError) as caught:
+        decode_upload(with_ispe(avif_bytes(256, 192), width, height), 10**7, 10**8, WORKING)
+    assert caught.value.code == "invalid_image"
+    assert f"{width}x{height}" in caught.value.message and "256x192" in caught.value.message
+
+
+def test_an_avif_whose_header_is_true_decodes_at_its_size() -> None:
+    image = decode_upload(with_ispe(avif_bytes(256, 192), 256, 192), 10**7, 10**8, WORKING)
+    assert image.reported_size == (256, 192) and image.format == "AVIF"
+
+
+def test_an_avif_size_lie_is_400_over_http(client: TestClient) -> None:
+    response = client.post("/pose", files={"image": ("lie.avif", with_ispe(avif_bytes(), 6000, 6500))})
+    assert_error(response, 400, "invalid_image")
 
 
 def test_an_image_over_pillows_own_bomb_limit_gets_our_message() -> None:
