@@ -12,7 +12,7 @@ install:
 	./scripts/install.sh
 
 serve: install
-	$(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT)
+	$(PY) -m uvicorn service.api.main:app --host $(HOST) --port $(PORT)
 
 # System tools some tests drive: Debian's chromium (page tests), docker-compose and hadolint (deploy checks).
 test-deps: install

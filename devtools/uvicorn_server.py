@@ -78,14 +78,14 @@ def server_env(model_dir: Path, **settings: str) -> dict[str, str]:
 def uvicorn_server(
     env: Mapping[str, str], log_path: Path, ready_timeout_s: float = 180.0, uvicorn_args: Sequence[str] = ()
 ) -> Iterator[Server]:
-    """Start `python -m uvicorn service.main:app`, wait for /readyz 200, always kill it on exit.
+    """Start `python -m uvicorn service.api.main:app`, wait for /readyz 200, always kill it on exit.
 
     A model that failed to load ends the wait at once (its /readyz says so) instead of at the timeout.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, **MALLOC_ENV, **env}
-    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", "service.api.main:app", "--host", "127.0.0.1", "--port", str(port)]
     command += list(uvicorn_args)
     with open(log_path, "wb") as log:
         started = time.perf_counter()

@@ -42,7 +42,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .routers.sagemaker import find_model_dir
+    from .api.routers.sagemaker import find_model_dir
 
     if args.sagemaker:
         # Read by service.settings when uvicorn imports service.main below.
@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     default_port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")) if args.sagemaker else 8000
     host = args.host or ("0.0.0.0" if args.sagemaker else "127.0.0.1")
     # The same drain time as the images' CMD (docker/Dockerfile): in-flight requests finish after SIGTERM.
-    uvicorn.run("service.main:app", host=host, port=args.port or default_port, timeout_graceful_shutdown=20)
+    uvicorn.run("service.api.main:app", host=host, port=args.port or default_port, timeout_graceful_shutdown=20)
     return 0
 
 

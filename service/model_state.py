@@ -42,7 +42,7 @@ def warm_up(backend: DetectronBackend, settings: Settings) -> None:
     On a GPU, also the shapes a service meets most (square and 4:3 landscape photos) at a single image and at a
     full batch: CUDA kernels load lazily and cudnn.benchmark times its algorithms once per input shape.
     """
-    from .pipeline import batch_policy
+    from .api.pipeline import batch_policy
 
     backend.detect_array(warmup_image())
     if not backend.device.startswith("cuda"):

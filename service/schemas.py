@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .api.errors import ERROR_CODES
 from .backends.registry import BACKEND_NAMES, BACKENDS, BackendSpec, spec_named
-from .errors import ERROR_CODES
 from .postprocess.vocabulary import COARSE_VIEWS, REASONS, VIEWS
 
 # Built from the vocabulary so the schema cannot drift from what the pose module returns (subscripting

@@ -96,7 +96,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import numpy as np
 from fastapi.testclient import TestClient
-from service.main import create_app
+from service.api.main import create_app
 from service.settings import Settings
 from tests.service.images import jpeg_bytes
 app = create_app(Settings(model_dir=sys.argv[1], device="cpu"))

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from service.errors import ClientGone, PoseError, http_status
+from service.api.errors import ClientGone, PoseError, http_status
+from service.api.middleware import AdmissionMiddleware
 from service.gate import InferenceGate
-from service.middleware import AdmissionMiddleware
 
 
 def pose_scope(app_state: Any, path: str = "/pose") -> dict[str, Any]:

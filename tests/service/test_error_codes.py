@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.errors import _HTTP_CODES, ERROR_CODES
-from service.main import create_app
+from service.api.errors import _HTTP_CODES, ERROR_CODES
+from service.api.main import create_app
 from service.schemas import POSE_CODES, REKOGNITION_CODES
 from service.settings import REPO_ROOT
 from tests.service.helpers import tiny_settings

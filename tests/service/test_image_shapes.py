@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import ImageFile
 
+from service.api.pipeline import to_response
 from service.imaging import MAX_ASPECT_RATIO, MIN_IMAGE_SIDE, WorkingSize, decode_upload
-from service.pipeline import to_response
 from service.postprocess import Detection, PoseConfig, estimate_pose
 from service.runtime import working_size
 from tests.service.helpers import assert_error

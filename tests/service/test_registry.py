@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from service.api.middleware import POSE_GATES
 from service.backends.registry import BACKEND_NAMES, BACKENDS
-from service.middleware import POSE_GATES
 
 
 def test_every_registered_backend_has_its_route_gate_and_entry(client: TestClient) -> None:

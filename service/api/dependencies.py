@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from .backends.base import DetectionBackend
-from .backends.detectron import DetectronBackend
-from .backends.registry import BackendSpec
-from .exceptions import PoseError
-from .gate import DecodeLimiter, InferenceGate
-from .model_state import ModelState
-from .settings import Settings
+from ..backends.base import DetectionBackend
+from ..backends.detectron import DetectronBackend
+from ..backends.registry import BackendSpec
+from ..exceptions import PoseError
+from ..gate import DecodeLimiter, InferenceGate
+from ..model_state import ModelState
+from ..settings import Settings
 
 
 def get_settings(request: Request) -> Settings:

@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .exceptions import ClientGone, PoseError, public_message
-from .metrics import ERRORS
+from ..exceptions import ClientGone, PoseError, public_message
+from ..metrics import ERRORS
 
 log = logging.getLogger("service.errors")
 

@@ -12,12 +12,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from ..backends.registry import BACKENDS, spec_named
+from ..gate import DecodeLimiter, InferenceGate
+from ..model_state import ModelState
+from ..settings import REPO_ROOT, Settings, get_settings
 from .auth import ApiKeyMiddleware, ApiKeys, declare_security, install_reload_on_sighup
-from .backends.registry import BACKENDS, spec_named
 from .cors import CORSMiddleware
 from .drain import install_drain_on_sigterm
 from .errors import ERROR_CODES, install_error_handlers
-from .gate import DecodeLimiter, InferenceGate
 from .middleware import (
     MULTIPART_ENVELOPE_BYTES,
     POSE_GATES,
@@ -26,11 +28,9 @@ from .middleware import (
     RequestMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
-from .model_state import ModelState
 from .routers import backends, coverage, health, pose, sagemaker, web
 from .routers.coverage import COVERAGE_PATH
 from .routers.web import STATIC_DIR
-from .settings import REPO_ROOT, Settings, get_settings
 
 DESCRIPTION = """
 Tells, from one photo, how a car is positioned: which side faces the camera (eight views), its yaw

@@ -14,7 +14,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ..backends.detectron import DetectronBackend
+from ...backends.detectron import DetectronBackend
+from ...exceptions import PoseError
+from ...gate import DecodeLimiter, InferenceGate
+from ...model_state import ModelState
+from ...schemas import ERROR_RESPONSES, PoseResponse, error_responses
+from ...settings import Settings
 from ..dependencies import (
     get_client_gone,
     get_decoder,
@@ -24,12 +29,7 @@ from ..dependencies import (
     get_settings,
     require_model,
 )
-from ..exceptions import PoseError
-from ..gate import DecodeLimiter, InferenceGate
-from ..model_state import ModelState
 from ..pipeline import pose_from_upload
-from ..schemas import ERROR_RESPONSES, PoseResponse, error_responses
-from ..settings import Settings
 from ..upload import JSON_IMAGE_CONTENT, JSON_MEDIA_TYPE, image_from_json, is_json, max_json_body_bytes
 
 router = APIRouter(tags=["sagemaker"])

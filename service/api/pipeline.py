@@ -7,17 +7,17 @@ from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 
-from .backends.base import DetectionBackend
+from ..backends.base import DetectionBackend
+from ..gate import BatchPolicy, DecodeLimiter, InferenceGate
+from ..imaging import DecodedImage
+from ..metrics import STAGE_DURATION, VIEWS
+from ..postprocess import PoseEstimate
+from ..quality import Quality
+from ..render import jpeg_data_url, render_pose
+from ..runtime import Runtime, Stopwatch, working_size
+from ..schemas import CarOut, ImageOut, ModelOut, PartOut, PoseResponse, QualityOut, WheelOut
+from ..settings import Settings
 from .errors import ClientGone
-from .gate import BatchPolicy, DecodeLimiter, InferenceGate
-from .imaging import DecodedImage
-from .metrics import STAGE_DURATION, VIEWS
-from .postprocess import PoseEstimate
-from .quality import Quality
-from .render import jpeg_data_url, render_pose
-from .runtime import Runtime, Stopwatch, working_size
-from .schemas import CarOut, ImageOut, ModelOut, PartOut, PoseResponse, QualityOut, WheelOut
-from .settings import Settings
 
 __all__ = ["StageClock", "batch_policy", "pose_from_upload", "to_response", "working_size"]
 

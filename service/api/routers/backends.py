@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..backends.registry import BACKENDS, BackendSpec, PoseKind
+from ...backends.registry import BACKENDS, BackendSpec, PoseKind
+from ...model_state import ModelState
+from ...schemas import BackendName
+from ...settings import Settings
 from ..dependencies import get_model_state, get_settings
-from ..model_state import ModelState
-from ..schemas import BackendName
-from ..settings import Settings
 
 router = APIRouter()
 

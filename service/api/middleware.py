@@ -13,12 +13,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .backends.registry import BACKENDS
+from ..backends.registry import BACKENDS
+from ..exceptions import PoseError
+from ..gate import InferenceGate
+from ..metrics import CLIENT_DISCONNECTS, ERRORS, IN_FLIGHT, REQUEST_DURATION
 from .dependencies import require_model
 from .errors import CLIENT_DISCONNECTED, error_body, http_headers, http_status
-from .exceptions import PoseError
-from .gate import InferenceGate
-from .metrics import CLIENT_DISCONNECTS, ERRORS, IN_FLIGHT, REQUEST_DURATION
 from .upload import JSON_MEDIA_TYPE, max_json_body_bytes
 
 # Multipart framing around the file itself: boundaries, part headers, other small fields.

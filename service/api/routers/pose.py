@@ -8,13 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ..backends.base import DetectionBackend
-from ..backends.registry import BACKENDS, BackendSpec
+from ...backends.base import DetectionBackend
+from ...backends.registry import BACKENDS, BackendSpec
+from ...gate import DecodeLimiter, InferenceGate
+from ...schemas import PoseResponse, error_responses, route_codes
+from ...settings import Settings
 from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
-from ..gate import DecodeLimiter, InferenceGate
 from ..pipeline import pose_from_upload
-from ..schemas import PoseResponse, error_responses, route_codes
-from ..settings import Settings
 from ..upload import IMAGE_REQUEST_BODY, read_image
 
 RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, wheel line and pose"

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .gate import InferenceGate
+from ..gate import InferenceGate
 
 log = logging.getLogger("service.drain")
 

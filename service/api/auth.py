@@ -26,10 +26,10 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..exceptions import PoseError
+from ..metrics import ERRORS
 from .cors import is_api_path
 from .errors import http_status
-from .exceptions import PoseError
-from .metrics import ERRORS
 from .middleware import send_error
 
 log = logging.getLogger("service.auth")
