@@ -42,10 +42,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .api.routers.sagemaker import find_model_dir
+    from .sagemaker import find_model_dir
 
     if args.sagemaker:
-        # Read by service.settings when uvicorn imports service.main below.
+        # Read by service.settings when uvicorn imports service.api.main below.
         os.environ["POSE_SAGEMAKER"] = "true"
         model_dir = find_model_dir(Path(args.model_root))
         if model_dir is not None:

@@ -1,6 +1,6 @@
 """The synchronous runtime: one image (upload bytes or an RGB array) -> the pose of its main car.
 
-No HTTP and no metrics here. The HTTP pipeline (`service.pipeline`) runs the same steps, `decode` and `pose`,
+No HTTP and no metrics here. The HTTP pipeline (`service.api.pipeline`) runs the same steps, `decode` and `pose`,
 with its admission and limiters between them; `carpose predict`, `carpose eval` and `carpose turntable` call
 `predict`. Failures are `PoseError`s with a stable code (the edge maps it to a status).
 """

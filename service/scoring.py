@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .api.pipeline import to_response
 from .exceptions import PoseError
+from .response import to_response
 from .runtime import Runtime
 
 # What a folder or an S3 prefix contributes; a manifest's lines are scored whatever their names.

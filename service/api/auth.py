@@ -32,7 +32,7 @@ from .cors import is_api_path
 from .errors import http_status
 from .middleware import send_error
 
-log = logging.getLogger("service.auth")
+log = logging.getLogger("service.api.auth")
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ping", "/invocations"})
 METRICS_PATH = "/metrics"

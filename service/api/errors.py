@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..exceptions import ClientGone, PoseError, public_message
 from ..metrics import ERRORS
 
-log = logging.getLogger("service.errors")
+log = logging.getLogger("service.api.errors")
 
 
 class ErrorCode(NamedTuple):

@@ -1,4 +1,4 @@
-"""The carpose FastAPI application (`service.main:app`)."""
+"""The carpose FastAPI application (`service.api.main:app`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ..settings import REPO_ROOT, Settings, get_settings
 from .auth import ApiKeyMiddleware, ApiKeys, declare_security, install_reload_on_sighup
 from .cors import CORSMiddleware
 from .drain import install_drain_on_sigterm
-from .errors import ERROR_CODES, install_error_handlers
+from .errors import install_error_handlers
 from .middleware import (
     MULTIPART_ENVELOPE_BYTES,
     POSE_GATES,
@@ -28,19 +28,10 @@ from .middleware import (
     RequestMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
+from .openapi import DESCRIPTION
 from .routers import backends, coverage, health, pose, sagemaker, web
 from .routers.coverage import COVERAGE_PATH
 from .routers.web import STATIC_DIR
-
-DESCRIPTION = """
-Tells, from one photo, how a car is positioned: which side faces the camera (eight views), its yaw
-(`azimuth_deg`) and its tilt against the image horizontal. Upload an image to `POST /pose`.
-
-Errors are always `{"error": {"code": "...", "message": "..."}}`; every code the service answers:
-
-| status | code | when |
-|---|---|---|
-""" + "\n".join(f"| {e.status} | `{code}` | {e.when} |" for code, e in ERROR_CODES.items())
 
 
 def app_version() -> str:

@@ -1,4 +1,8 @@
-"""The request pipeline every pose route shares: decode -> detect -> postprocess -> (render) -> response."""
+"""The request pipeline every pose route shares: decode -> detect -> postprocess -> (render) -> response.
+
+The steps are the runtime's (`service.runtime.Runtime`, `service.response.to_response`); what this module adds is
+the serving around them: the decode limiter and the backend's gate between the steps, the client's presence,
+the render off the event loop and the Prometheus stage timings."""
 
 from __future__ import annotations
 
@@ -8,18 +12,14 @@ from functools import partial
 from starlette.concurrency import run_in_threadpool
 
 from ..backends.base import DetectionBackend
-from ..gate import BatchPolicy, DecodeLimiter, InferenceGate
-from ..imaging import DecodedImage
+from ..exceptions import ClientGone
+from ..gate import DecodeLimiter, InferenceGate, batch_policy
 from ..metrics import STAGE_DURATION, VIEWS
-from ..postprocess import PoseEstimate
-from ..quality import Quality
 from ..render import jpeg_data_url, render_pose
-from ..runtime import Runtime, Stopwatch, working_size
-from ..schemas import CarOut, ImageOut, ModelOut, PartOut, PoseResponse, QualityOut, WheelOut
+from ..response import to_response
+from ..runtime import Runtime, Stopwatch
+from ..schemas import PoseResponse
 from ..settings import Settings
-from .errors import ClientGone
-
-__all__ = ["StageClock", "batch_policy", "pose_from_upload", "to_response", "working_size"]
 
 
 class StageClock(Stopwatch):
@@ -33,19 +33,6 @@ class StageClock(Stopwatch):
         seconds = super().lap(stage)
         STAGE_DURATION.labels(stage=stage, backend=self.backend).observe(seconds)
         return seconds
-
-
-# Images per model call when POSE_BATCH_MAX_SIZE is 0. CPU: 1, measured (docs/gpu.md: on two cores a batch
-# costs what its images cost one by one, and the wait for company only adds latency). CUDA: unmeasured; a GPU
-# has the idle width that batching fills.
-DEVICE_BATCH_SIZE = {"cpu": 1, "cuda": 8}
-
-
-def batch_policy(settings: Settings, device: str) -> BatchPolicy:
-    """The batching a backend on `device` gets. Each request holds a decoded image while it waits, so a batch
-    is never larger than POSE_MAX_DECODED_IMAGES: the device default is capped there."""
-    size = settings.batch_max_size or min(DEVICE_BATCH_SIZE.get(device.split(":")[0], 1), settings.max_decoded_images)
-    return BatchPolicy(max_size=size, timeout_s=settings.batch_timeout_ms / 1000.0)
 
 
 def _check_client(client_gone: asyncio.Event | None, stage: str) -> None:
@@ -90,58 +77,3 @@ async def pose_from_upload(
             clock.lap("render")
     VIEWS.labels(view=pose.view or "none", backend=backend.name).inc()
     return to_response(pose, image, backend, clock.total(), rendered, quality)
-
-
-def to_response(
-    pose: PoseEstimate,
-    image: DecodedImage,
-    backend: DetectionBackend,
-    timings_ms: dict[str, float],
-    rendered: str | None,
-    quality: Quality | None = None,
-) -> PoseResponse:
-    sx, sy = image.scale_x, image.scale_y  # reduced pixels -> the uploaded (EXIF-corrected) image
-
-    def box(b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        return (round(b[0] * sx, 1), round(b[1] * sy, 1), round(b[2] * sx, 1), round(b[3] * sy, 1))
-
-    return PoseResponse(
-        view=pose.view,
-        coarse_view=pose.coarse_view,
-        azimuth_deg=None if pose.azimuth_deg is None else round(pose.azimuth_deg, 1),
-        tilt_deg=None if pose.tilt_deg is None else round(pose.tilt_deg, 2),
-        confidence=round(pose.confidence, 3),
-        reason=pose.reason,
-        cars_detected=pose.cars_detected,
-        car=None if pose.car is None else CarOut(box=box(pose.car.box), score=round(pose.car.score, 3)),
-        wheels=[
-            WheelOut(
-                box=box(w.box), center=(round(w.center[0] * sx, 1), round(w.center[1] * sy, 1)), score=round(w.score, 3)
-            )
-            for w in pose.wheels
-        ],
-        parts=[PartOut(label=p.label, box=box(p.box), score=round(p.score, 3)) for p in pose.parts],
-        image=ImageOut(width=image.reported_size[0], height=image.reported_size[1]),
-        backend=backend.name,
-        model=ModelOut(**backend.info()),
-        timings_ms=timings_ms,
-        rendered_image=rendered,
-        quality=quality_out(quality),
-    )
-
-
-def quality_out(quality: Quality | None) -> QualityOut | None:
-    if quality is None:
-        return None
-    return QualityOut(
-        ok=quality.ok,
-        in_frame=quality.in_frame,
-        cut_sides=quality.cut_sides,
-        car_fraction=round(quality.car_fraction, 3),
-        large_enough=quality.large_enough,
-        sharpness=round(quality.sharpness, 1),
-        sharp=quality.sharp,
-        brightness=round(quality.brightness, 3),
-        clipped_fraction=round(quality.clipped_fraction, 3),
-        exposure_ok=quality.exposure_ok,
-    )

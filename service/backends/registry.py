@@ -1,4 +1,4 @@
-"""THE list of pose backends. `service.main` builds each one's gate, route, `/backends` entry and the schema's
+"""THE list of pose backends. `service.api.main` builds each one's gate, route, `/backends` entry and the schema's
 `backend` enum from it: adding a backend is one module in this package plus one entry here.
 """
 

@@ -56,7 +56,7 @@ CREDENTIALS_RECHECK_S = 10.0
 
 @dataclass(frozen=True)
 class UpstreamError:
-    code: str  # its HTTP status is in service.errors.ERROR_CODES
+    code: str  # its HTTP status is in service.api.errors.ERROR_CODES
     message: str  # what to tell the client; the AWS code and message are appended
     retry_after_s: int | None = None
 

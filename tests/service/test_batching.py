@@ -13,9 +13,8 @@ import pytest
 from PIL import Image
 
 from service.api.errors import ClientGone
-from service.api.pipeline import batch_policy
 from service.backends.detectron import DetectronBackend
-from service.gate import BatchPolicy, InferenceGate
+from service.gate import BatchPolicy, InferenceGate, batch_policy
 from service.metrics import REGISTRY
 from service.postprocess import Detection, PoseConfig, estimate_pose
 from service.settings import Settings

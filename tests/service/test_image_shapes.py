@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import ImageFile
 
-from service.api.pipeline import to_response
 from service.imaging import MAX_ASPECT_RATIO, MIN_IMAGE_SIDE, WorkingSize, decode_upload
 from service.postprocess import Detection, PoseConfig, estimate_pose
+from service.response import to_response
 from service.runtime import working_size
 from tests.service.helpers import assert_error
 from tests.service.images import car_like_array, encode, exif_rotated_jpeg

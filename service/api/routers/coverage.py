@@ -22,9 +22,10 @@ from ...coverage import parse_required, problems_of, summarise
 from ...exceptions import PoseError
 from ...gate import DecodeLimiter, InferenceGate
 from ...postprocess.vocabulary import VIEWS
-from ...schemas import COVERAGE_CODES, CoveragePhoto, CoverageResponse, ErrorDetail, error_responses, route_codes
+from ...schemas import CoveragePhoto, CoverageResponse, ErrorDetail
 from ...settings import Settings
 from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
+from ..openapi import COVERAGE_CODES, error_responses, route_codes
 from ..pipeline import pose_from_upload
 from ..upload import IMAGE_FIELD_DESCRIPTION
 

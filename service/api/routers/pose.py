@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from ...backends.base import DetectionBackend
 from ...backends.registry import BACKENDS, BackendSpec
 from ...gate import DecodeLimiter, InferenceGate
-from ...schemas import PoseResponse, error_responses, route_codes
+from ...schemas import PoseResponse
 from ...settings import Settings
 from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
+from ..openapi import error_responses, route_codes
 from ..pipeline import pose_from_upload
 from ..upload import IMAGE_REQUEST_BODY, read_image
 

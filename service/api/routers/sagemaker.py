@@ -8,7 +8,6 @@ the JSON of POST /pose, through the same pipeline, limits and errors.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -18,7 +17,7 @@ from ...backends.detectron import DetectronBackend
 from ...exceptions import PoseError
 from ...gate import DecodeLimiter, InferenceGate
 from ...model_state import ModelState
-from ...schemas import ERROR_RESPONSES, PoseResponse, error_responses
+from ...schemas import PoseResponse
 from ...settings import Settings
 from ..dependencies import (
     get_client_gone,
@@ -29,13 +28,12 @@ from ..dependencies import (
     get_settings,
     require_model,
 )
+from ..openapi import ERROR_RESPONSES, error_responses
 from ..pipeline import pose_from_upload
 from ..upload import JSON_IMAGE_CONTENT, JSON_MEDIA_TYPE, image_from_json, is_json, max_json_body_bytes
 
 router = APIRouter(tags=["sagemaker"])
 
-# Where SageMaker unpacks the model's ModelDataUrl archive.
-SAGEMAKER_MODEL_ROOT = Path("/opt/ml/model")
 # The declared type must say "an image"; which image is judged from the bytes, as for POST /pose.
 # application/x-image is the SageMaker SDK's generic image type; octet-stream is what clients send by default.
 IMAGE_CONTENT_TYPES = (
@@ -50,20 +48,6 @@ IMAGE_CONTENT_TYPES = (
 )
 # InvokeEndpoint's CustomAttributes reach the container in this header (no query string gets through).
 CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
-MODEL_FILES = ("config.yaml", "model_final.pth")
-
-
-def find_model_dir(root: Path = SAGEMAKER_MODEL_ROOT) -> Path | None:
-    """The model directory SageMaker unpacked: `root` itself or its one subdirectory holding a model, else None.
-
-    A model.tar.gz made with `tar -C models -czf model.tar.gz carparts_r50_fpn` unpacks into a subdirectory,
-    one made with `-C models/carparts_r50_fpn .` into the root: both are accepted.
-    """
-    if not root.is_dir():
-        return None
-    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
-    found = [p for p in candidates if all((p / name).is_file() for name in MODEL_FILES)]
-    return found[0] if len(found) == 1 else None
 
 
 def custom_attributes(request: Request) -> dict[str, str]:
