@@ -59,10 +59,11 @@ async def pose_from_upload(
         _check_client(client_gone, "queued")
         image = await decoder.decode(decode)
         clock.lap("decode")
-        detect_batch = getattr(backend, "detect_batch", None)
-        policy = batch_policy(settings, getattr(backend, "device", "cpu"))
-        if detect_batch is not None and policy.max_size > 1:  # requests waiting together share one model call
-            detections = await gate.run_batched(image, detect_batch, policy, client_gone, client_gone is not None)
+        policy = batch_policy(settings, backend.device)
+        if backend.supports_batch and policy.max_size > 1:  # requests waiting together share one model call
+            detections = await gate.run_batched(
+                image, backend.detect_batch, policy, client_gone, client_gone is not None
+            )
         else:  # one request per call (batching off: POSE_BATCH_MAX_SIZE=1, the CPU default)
             async with gate.slot(client_gone, admitted=client_gone is not None):
                 detections = await gate.run(lambda: backend.detect(image))

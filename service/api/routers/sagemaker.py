@@ -14,16 +14,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ...backends.detectron import DetectronBackend
+from ...backends.registry import spec_named
 from ...exceptions import PoseError
 from ...gate import DecodeLimiter, InferenceGate
 from ...model_state import ModelState
 from ...schemas import PoseResponse
 from ...settings import Settings
 from ..dependencies import (
+    gate_of,
     get_client_gone,
     get_decoder,
     get_detectron,
-    get_gate,
     get_model_state,
     get_settings,
     require_model,
@@ -33,6 +34,7 @@ from ..pipeline import pose_from_upload
 from ..upload import JSON_IMAGE_CONTENT, JSON_MEDIA_TYPE, image_from_json, is_json, max_json_body_bytes
 
 router = APIRouter(tags=["sagemaker"])
+LOCAL = spec_named("detectron2")
 
 # The declared type must say "an image"; which image is judged from the bytes, as for POST /pose.
 # application/x-image is the SageMaker SDK's generic image type; octet-stream is what clients send by default.
@@ -99,7 +101,7 @@ async def invocations(
     request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     backend: Annotated[DetectronBackend, Depends(get_detectron)],
-    gate: Annotated[InferenceGate, Depends(get_gate)],
+    gate: Annotated[InferenceGate, Depends(gate_of(LOCAL))],
     decoder: Annotated[DecodeLimiter, Depends(get_decoder)],
     client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
 ) -> PoseResponse:
