@@ -17,7 +17,7 @@ from .exceptions import PoseError
 from .imaging import DecodedImage, decode_upload
 from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose
 from .quality import Quality, QualityThresholds, assess
-from .settings import Settings
+from .settings import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, Settings
 
 
 class Stopwatch:
@@ -61,8 +61,8 @@ class Runtime:
 
     backend: DetectionBackend
     config: PoseConfig = DEFAULT_CONFIG
-    max_upload_bytes: int = Settings.model_fields["max_upload_bytes"].default
-    max_image_pixels: int = Settings.model_fields["max_image_pixels"].default
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds.defaults)
 
     @classmethod

@@ -73,8 +73,16 @@ def violations(
 DEVELOPMENT = frozenset({"tests", "benchmarks", "devtools"})
 
 
+# The one way up: the `carpose` entry point registers the training commands where they are installed
+# (service.cli.training_installed), so a serving-only install runs without them.
+ENTRY_POINT_HOOK = ("service/cli.py:", " imports models.cli")
+
+
 def test_the_runtime_never_imports_training() -> None:
-    assert violations("service", forbidden=TRAINING_ONLY | DEVELOPMENT) == []
+    found = violations("service", forbidden=TRAINING_ONLY | DEVELOPMENT)
+    hook = [v for v in found if v.startswith(ENTRY_POINT_HOOK[0]) and v.endswith(ENTRY_POINT_HOOK[1])]
+    assert len(hook) == 1, found
+    assert [v for v in found if v not in hook] == []
 
 
 # The HTTP edge: the web framework and the package that wraps it.
@@ -165,8 +173,21 @@ with TestClient(app) as client:
     assert app.state.model.wait(120), app.state.model.error
     response = client.post("/pose", files={{"image": ("car.jpg", jpeg_bytes(), "image/jpeg")}})
     assert response.status_code == 200, response.text
+from service.cli import build_parser
+commands = set(build_parser()._subparsers._group_actions[0].choices)
+assert commands == {{"predict", "batch", "serve"}}, commands
 print("served")
 """
+
+
+def carpose_commands() -> set[str]:
+    from service.cli import build_parser
+
+    return set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+
+def test_carpose_has_the_training_commands_where_they_are_installed() -> None:
+    assert carpose_commands() == {"predict", "batch", "serve", "train", "eval", "train-views", "turntable", "report"}
 
 
 def test_the_runtime_serves_without_the_training_layer(tiny_model_dir: Path) -> None:

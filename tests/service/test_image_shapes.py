@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import ImageFile
 
 from service.imaging import MAX_ASPECT_RATIO, MIN_IMAGE_SIDE, WorkingSize, decode_upload
 from service.postprocess import Detection, PoseConfig, estimate_pose
@@ -53,19 +52,6 @@ def test_the_most_extreme_admitted_shapes_are_served(client: TestClient, width: 
     response = post(client, flat_png(width, height))
     assert response.status_code == 200, response.text
     assert response.json()["image"] == {"width": width, "height": height}
-
-
-@pytest.fixture
-def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    calls: list[tuple[int, int]] = []
-    real_load = ImageFile.ImageFile.load
-
-    def recording_load(self: ImageFile.ImageFile):
-        calls.append(self.size)
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
-    return calls
 
 
 def test_a_large_jpeg_is_decoded_at_a_fraction_of_its_size(pixel_loads: list) -> None:

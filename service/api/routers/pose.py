@@ -42,10 +42,11 @@ def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
         data = await read_image(request, settings.max_upload_bytes)
         return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
 
-    pose.__name__ = "pose" if spec.local_model else f"pose_{spec.name}"  # OpenAPI operation ids stay as they were
     router.add_api_route(
         spec.route,
         pose,
+        # The route's name makes its OpenAPI operation id (pose_pose_post, pose_rekognition_pose_rekognition_post).
+        name="pose" if spec.local_model else f"pose_{spec.name}",
         methods=["POST"],
         response_model=PoseResponse,
         responses=error_responses(route_codes(spec)),
