@@ -12,7 +12,7 @@ install:
 	./scripts/install.sh
 
 serve: install
-	$(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT) --http service.http_protocol:HeaderTimeoutH11Protocol
+	$(PY) -m uvicorn service.api.main:app --host $(HOST) --port $(PORT) --http service.api.http_protocol:HeaderTimeoutH11Protocol
 
 # The datasets at their pinned commits into $CARPOSE_DATA_ROOT (default ../shared/datasets), checked (docs/data.md).
 data: install

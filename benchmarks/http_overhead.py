@@ -3,7 +3,7 @@
     python -m benchmarks.http_overhead [--model-dir DIR | --tiny] [--images N] [--dataset DIR] [--device cpu]
 
 (a) raw: `DetectronBackend.detect_array` on the decoded test images, in this process, after warm-up;
-(b) http: `POST /pose` of the same image files to `uvicorn service.main:app` on 127.0.0.1, one at a time.
+(b) http: `POST /pose` of the same image files to `uvicorn service.api.main:app` on 127.0.0.1, one at a time.
 Both see the same images, the same number of times. By default the two are interleaved image by image, so a
 machine whose load drifts (another job, thermal limits) slows both alike; `--phased` runs all of (a) first.
 Also reported: the service's time from process start to the first 200 from /readyz.

@@ -2,7 +2,7 @@
 
     python -m benchmarks.load [--model-dir DIR | --tiny] [--seconds 20] [--only storm16,large16]
 
-Starts `uvicorn service.main:app` on 127.0.0.1 (never any other address), then runs, one after the other:
+Starts `uvicorn service.api.main:app` on 127.0.0.1 (never any other address), then runs, one after the other:
 
 - closed1, closed4: 1 and 4 closed-loop clients (each sends its next request when the last one is answered);
 - storm16, storm64: 16 and 64 closed-loop clients that resend at once after a 503 (a retry storm);

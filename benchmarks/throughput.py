@@ -3,7 +3,7 @@
     python -m benchmarks.throughput [--device cpu|cuda] [--model-dir DIR | --tiny] [--seconds 20]
                                     [--clients 1,4,16,64] [--batch-sizes 1,4]
 
-For each batch size (1 = no batching) it starts `uvicorn service.main:app` on 127.0.0.1 (never any other
+For each batch size (1 = no batching) it starts `uvicorn service.api.main:app` on 127.0.0.1 (never any other
 address) with POSE_BATCH_MAX_SIZE set, then runs closed-loop clients (each sends its next request when the last
 one is answered) at each client count: `--warmup-s` seconds not counted, then `--seconds` counted. It prints one
 table: images/s answered in the window, p50/p95 latency of the requests answered in the window (1 client: the

@@ -12,7 +12,7 @@ import torch
 
 from models.config import RECIPES, load_cfg
 from models.export import export_model_dir
-from service.postprocess.labels import MODEL_CLASSES
+from service.postprocess.vocabulary import MODEL_CLASSES
 
 TINY_OPTS = [
     "MODEL.MOBILENET.IMAGENET_INIT",

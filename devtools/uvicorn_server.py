@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from service.http_protocol import HTTP_PROTOCOL
+from service.cli import APP, HTTP_PROTOCOL
 from service.settings import REPO_ROOT
 
 # glibc's dynamic mmap threshold makes the model's large temporary tensors thrash the allocator.
@@ -79,7 +79,7 @@ def server_env(model_dir: Path, **settings: str) -> dict[str, str]:
 def uvicorn_server(
     env: Mapping[str, str], log_path: Path, ready_timeout_s: float = 180.0, uvicorn_args: Sequence[str] = ()
 ) -> Iterator[Server]:
-    """Start `python -m uvicorn service.main:app`, wait for /readyz 200, always kill it on exit.
+    """Start `python -m uvicorn service.api.main:app`, wait for /readyz 200, always kill it on exit.
 
     A model that failed to load ends the wait at once (its /readyz says so) instead of at the timeout.
     """
@@ -87,7 +87,7 @@ def uvicorn_server(
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, **MALLOC_ENV, **env}
     # The HTTP protocol as shipped (header-read timeout, JSON protocol errors), as `carpose serve` and the images.
-    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port)]
     command += ["--http", HTTP_PROTOCOL]
     command += list(uvicorn_args)
     with open(log_path, "wb") as log:

@@ -1,4 +1,7 @@
-"""`carpose`: train, evaluate, report on and run car-parts models.
+"""`carpose`'s training and evaluation commands: train, evaluate and report on car-parts models.
+
+`carpose` itself is `service.cli:main`; it registers these (`add_training_commands`) where this package and the
+`train` extra are installed, beside the runtime's own `predict`, `batch` and `serve`:
 
 carpose train   --recipe cpu_mnv2_fpn|gpu_r50_fpn|FILE.yaml [--dataset DIR] [--output-dir MODEL_DIR] [KEY VALUE ...]
 carpose eval    [--model-dir DIR] [--dataset DIR] [--split test] [--write]
@@ -18,8 +21,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-from service.cli import add_runtime_commands, run
 
 from .paths import (
     DATA_ROOT_VARIABLE,
@@ -77,21 +78,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics_json = Path(cfg.OUTPUT_DIR) / "metrics.json"
     if metrics_json.is_file():
         (output_dir / HISTORY_FILE).write_text(json.dumps(condense_history(metrics_json)) + "\n")
-    if not args.skip_eval:
+    if args.skip_eval:
+        write_report(output_dir)
+    else:
         _evaluate_into_card(output_dir, Path(args.dataset), "test", args.device or "auto")
-    write_report(output_dir)
     print(f"model directory: {output_dir}")
     return 0
+
+
+def _store_in_card(model_dir: Path, keys: tuple[str, ...], value: object) -> None:
+    """Set `value` at `keys` in the model directory's model.json, then rewrite report.md from it."""
+    from .report import write_report
+
+    card_path = model_dir / "model.json"
+    card = json.loads(card_path.read_text())
+    entry = card
+    for key in keys[:-1]:
+        entry = entry[key]
+    entry[keys[-1]] = value
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    write_report(model_dir)
 
 
 def _evaluate_into_card(model_dir: Path, dataset: Path, split: str, device: str, limit: int | None = None) -> dict:
     from .evaluation import evaluate
 
     metrics = evaluate(model_dir, dataset, split=split, device=device, limit=limit)
-    card_path = model_dir / "model.json"
-    card = json.loads(card_path.read_text())
-    card["metrics"] = metrics
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    _store_in_card(model_dir, ("metrics",), metrics)
     return metrics
 
 
@@ -123,13 +136,8 @@ def cmd_eval_views(args: argparse.Namespace, model_dir: Path) -> int:
 
     result = evaluate_views(model_dir, Path(args.views), Path(args.images), device=args.device)
     if args.write and result["view_classifier"] and result["unseen"] is not None:
-        from .report import write_report
-
-        card_path = model_dir / "model.json"
-        card = json.loads(card_path.read_text())
-        card["view_classifier"]["unseen_evaluation"] = {"labels": Path(args.views).name, **result["unseen"]}
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
-        write_report(model_dir)
+        unseen = {"labels": Path(args.views).name, **result["unseen"]}
+        _store_in_card(model_dir, ("view_classifier", "unseen_evaluation"), unseen)
     if not result["view_classifier"]:
         print("this model directory has no view classifier: the views come from the part-layout rule alone")
     _print_view_report("photos the view classifier never trained on", result["unseen"])
@@ -156,14 +164,12 @@ def cmd_train_views(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
-    from .report import write_report
 
     model_dir = Path(args.model_dir or _default_model_dir())
     if args.views:
         return cmd_eval_views(args, model_dir)
     if args.write:
         metrics = _evaluate_into_card(model_dir, Path(args.dataset), args.split, args.device, args.limit)
-        write_report(model_dir)
     else:
         metrics = evaluate(model_dir, Path(args.dataset), split=args.split, device=args.device, limit=args.limit)
     summary = {
@@ -190,7 +196,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_turntable(args: argparse.Namespace) -> int:
-    from .report import write_report
     from .turntable import measure
 
     model_dir = Path(args.model_dir or _default_model_dir())
@@ -200,11 +205,7 @@ def cmd_turntable(args: argparse.Namespace) -> int:
     summary = {k: v for k, v in result.items() if k != "rows"}
     print(json.dumps(summary, indent=2))
     if args.write:
-        card_path = model_dir / "model.json"
-        card = json.loads(card_path.read_text())
-        card["turntable"] = summary
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
-        write_report(model_dir)
+        _store_in_card(model_dir, ("turntable",), summary)
     return 0
 
 
@@ -252,10 +253,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carpose", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """train, eval, train-views, turntable, report and data, for `carpose` (service.cli)."""
     train = sub.add_parser("train", help="train a model and export a model directory")
     train.add_argument("--recipe", default="cpu_mnv2_fpn", help="cpu_mnv2_fpn, gpu_r50_fpn or a config file")
     train.add_argument("--dataset", default=str(DEFAULT_DATASET_DIR), help="COCO car-parts dataset directory")
@@ -292,8 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
     tv.add_argument("--quiet", action="store_true", help="no progress bar")
     tv.set_defaults(func=cmd_train_views)
 
-    add_runtime_commands(sub)  # predict, serve: the runtime's own (service/cli.py)
-
     tt = sub.add_parser("turntable", help="azimuth error on turntable photos of known yaw")
     tt.add_argument("--turntable", default=str(DEFAULT_TURNTABLE_DIR), help="directory of <car>_<NN>.jpg photos")
     tt.add_argument("--model-dir")
@@ -316,12 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--quiet", action="store_true", help="no progress bar")
     dt.set_defaults(func=cmd_data)
 
-    return parser
 
+if __name__ == "__main__":  # `python -m models.cli ...`: the same `carpose`
+    from service.cli import main
 
-def main(argv: list[str] | None = None) -> int:
-    return run(build_parser(), argv)
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ from pycocotools.cocoeval import COCOeval
 
 from service.backends.detectron import DetectronBackend
 from service.postprocess import VIEWS, PoseConfig, estimate_pose
-from service.postprocess.labels import WHEEL_LABEL
+from service.postprocess.vocabulary import WHEEL_LABEL
 from service.runtime import Runtime
 
 from .data import SPLITS

@@ -1,18 +1,22 @@
-"""The runtime's commands: `serve` (the HTTP service), `predict` (poses of image files, no HTTP) and `batch`
-(many photos on Ray, the optional `batch` extra).
-
-The serving images run these (docker/carpose); the full `carpose` CLI (`models.cli`) adds training and
-evaluation on top and takes these two from here.
+"""`carpose`: the runtime's commands, `serve` (the HTTP service), `predict` (poses of image files, no HTTP) and
+`batch` (many photos on Ray, the optional `batch` extra); and, where the training code (`models/`) and the
+`train` extra are installed, its training and evaluation commands (`models.cli`: train, eval, train-views,
+turntable, report). A serving-only install, such as the serving images, has the first three.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
 import sys
 from pathlib import Path
+
+# What `carpose serve` runs, named as uvicorn imports them (the runtime never imports the HTTP edge itself).
+APP = "service.api.main:app"
+HTTP_PROTOCOL = "service.api.http_protocol:HeaderTimeoutH11Protocol"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -43,11 +47,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .http_protocol import HTTP_PROTOCOL
-    from .routers.sagemaker import find_model_dir
+    from .sagemaker import find_model_dir
 
     if args.sagemaker:
-        # Read by service.settings when uvicorn imports service.main below.
+        # Read by service.settings when uvicorn imports service.api.main below.
         os.environ["POSE_SAGEMAKER"] = "true"
         model_dir = find_model_dir(Path(args.model_root))
         if model_dir is not None:
@@ -57,19 +60,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     default_port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")) if args.sagemaker else 8000
     host = args.host or ("0.0.0.0" if args.sagemaker else "127.0.0.1")
     # The same drain time as the images' CMD (docker/Dockerfile): in-flight requests finish after SIGTERM.
-    # The HTTP protocol with a header-read timeout and JSON protocol errors (service/http_protocol.py).
-    uvicorn.run(
-        "service.main:app",
-        host=host,
-        port=args.port or default_port,
-        timeout_graceful_shutdown=20,
-        http=HTTP_PROTOCOL,
-    )
+    # The HTTP protocol with a header-read timeout and JSON protocol errors (service/api/http_protocol.py).
+    uvicorn.run(APP, host=host, port=args.port or default_port, timeout_graceful_shutdown=20, http=HTTP_PROTOCOL)
     return 0
 
 
 def add_runtime_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`predict`, `batch` and `serve`, for this parser and for the full `carpose` CLI's."""
+    """`predict`, `batch` and `serve`: what every install of carpose runs."""
     pr = sub.add_parser("predict", help="pose of each image, one JSON line each")
     pr.add_argument("images", nargs="+", help="image files or directories")
     pr.add_argument("--model-dir")
@@ -98,26 +95,44 @@ def add_runtime_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     sv.set_defaults(func=cmd_serve)
 
 
+# What the training commands need beyond the runtime: their code and the `train` extra (matplotlib, which the
+# serving images never install). The images' /app/models holds the default model directory only, so `models` is
+# importable there as a namespace package: the check is on `models.cli` itself.
+TRAINING_MODULES = ("models.cli", "matplotlib")
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # its parent package is missing (ModuleNotFoundError) or refuses to import
+        return False
+
+
+def training_installed() -> bool:
+    return all(_importable(name) for name in TRAINING_MODULES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carpose", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    add_runtime_commands(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_runtime_commands(sub)
+    if training_installed():
+        from models.cli import add_training_commands
+
+        add_training_commands(sub)
     return parser
 
 
-def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
-    """Parse and run a `carpose` command line (the runtime's parser here, the full one in models/cli.py)."""
+def main(argv: list[str] | None = None) -> int:
+    """Parse and run a `carpose` command line."""
     from .console import quiet_library_warnings, set_quiet
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_library_warnings()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     set_quiet(bool(vars(args).get("quiet", False)))  # the commands with a progress bar take --quiet
     result: int = args.func(args)
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":

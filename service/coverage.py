@@ -2,7 +2,7 @@
 
 A photo covers its view when it has one (the pose gave a `view`: the confidence cleared the request's
 `min_confidence`, the same floor as POST /pose) and its `quality.ok` is true. No HTTP here: the route
-(`service.routers.coverage`) feeds it each photo's answer or error.
+(`service.api.routers.coverage`) feeds it each photo's answer or error.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The runtime's own failures: a stable code and a message for people, and no HTTP.
 
 The core (decoding, the gates, the backends, `service.runtime`) raises these; the HTTP edge turns them into
-responses through the one table of codes and statuses, `service.errors.ERROR_CODES`, and the CLI prints them.
+responses through the one table of codes and statuses, `service.api.errors.ERROR_CODES`, and the CLI prints them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def public_value(value: Any) -> Any:
 
 
 class PoseError(Exception):
-    """A failure the caller should see. `code` is a key of `service.errors.ERROR_CODES`; `retry_after_s`, when
+    """A failure the caller should see. `code` is a key of `service.api.errors.ERROR_CODES`; `retry_after_s`, when
     set, says when trying again may succeed (HTTP sends it as Retry-After)."""
 
     def __init__(self, code: str, message: str, retry_after_s: int | None = None) -> None:

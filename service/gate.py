@@ -36,6 +36,19 @@ class BatchPolicy:
     timeout_s: float = 0.0
 
 
+# Images per model call when POSE_BATCH_MAX_SIZE is 0. CPU: 1, measured (docs/gpu.md: on two cores a batch
+# costs what its images cost one by one, and the wait for company only adds latency). CUDA: unmeasured; a GPU
+# has the idle width that batching fills.
+DEVICE_BATCH_SIZE = {"cpu": 1, "cuda": 8}
+
+
+def batch_policy(settings: Settings, device: str) -> BatchPolicy:
+    """The batching a backend on `device` gets. Each request holds a decoded image while it waits, so a batch
+    is never larger than POSE_MAX_DECODED_IMAGES: the device default is capped there."""
+    size = settings.batch_max_size or min(DEVICE_BATCH_SIZE.get(device.split(":")[0], 1), settings.max_decoded_images)
+    return BatchPolicy(max_size=size, timeout_s=settings.batch_timeout_ms / 1000.0)
+
+
 @dataclass(eq=False)
 class _Waiter(Generic[X, T]):
     item: X

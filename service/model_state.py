@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .exceptions import public_message
+from .gate import batch_policy
 from .metrics import MODEL_LOAD_SECONDS
 from .settings import Settings
 
@@ -43,8 +44,6 @@ def warm_up(backend: DetectronBackend, settings: Settings) -> None:
     On a GPU, also the shapes a service meets most (square and 4:3 landscape photos) at a single image and at a
     full batch: CUDA kernels load lazily and cudnn.benchmark times its algorithms once per input shape.
     """
-    from .pipeline import batch_policy
-
     backend.detect_array(warmup_image())
     if not backend.device.startswith("cuda"):
         return

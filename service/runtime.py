@@ -1,6 +1,6 @@
 """The synchronous runtime: one image (upload bytes or an RGB array) -> the pose of its main car.
 
-No HTTP and no metrics here. The HTTP pipeline (`service.pipeline`) runs the same steps, `decode` and `pose`,
+No HTTP and no metrics here. The HTTP pipeline (`service.api.pipeline`) runs the same steps, `decode` and `pose`,
 with its admission and limiters between them; `carpose predict`, `carpose eval` and `carpose turntable` call
 `predict`. Failures are `PoseError`s with a stable code (the edge maps it to a status).
 """
@@ -14,23 +14,10 @@ import numpy as np
 
 from .backends.base import DetectionBackend
 from .exceptions import PoseError
-from .imaging import DecodedImage, WorkingSize, decode_upload
+from .imaging import DecodedImage, decode_upload
 from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose
 from .quality import Quality, QualityThresholds, assess
-from .settings import Settings
-
-# Backends without a Detectron2 config (Rekognition) get this much: Rekognition finds cars and wheels well at
-# full-HD, and a smaller upload is faster to send.
-UPSTREAM_WORKING_SIZE = WorkingSize(1080, 1920)
-
-
-def working_size(backend: DetectionBackend) -> WorkingSize | None:
-    """The pixels worth decoding for this backend: the model's own test-time resize (INPUT.MIN/MAX_SIZE_TEST)."""
-    cfg = getattr(backend, "cfg", None)
-    if cfg is None:
-        return UPSTREAM_WORKING_SIZE
-    short, long = int(cfg.INPUT.MIN_SIZE_TEST), int(cfg.INPUT.MAX_SIZE_TEST)
-    return WorkingSize(short, long) if short > 0 else None  # 0 = the model does not resize
+from .settings import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, Settings
 
 
 class Stopwatch:
@@ -74,8 +61,8 @@ class Runtime:
 
     backend: DetectionBackend
     config: PoseConfig = DEFAULT_CONFIG
-    max_upload_bytes: int = Settings.model_fields["max_upload_bytes"].default
-    max_image_pixels: int = Settings.model_fields["max_image_pixels"].default
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds.defaults)
 
     @classmethod
@@ -91,7 +78,7 @@ class Runtime:
 
     def decode(self, data: bytes) -> DecodedImage:
         """Untrusted upload bytes -> EXIF-corrected RGB at most the backend's input size (PoseError if refused)."""
-        return decode_upload(data, self.max_upload_bytes, self.max_image_pixels, working_size(self.backend))
+        return decode_upload(data, self.max_upload_bytes, self.max_image_pixels, self.backend.working_size())
 
     def pose(
         self, detections: list[Detection], image: DecodedImage, min_confidence: float | None = None

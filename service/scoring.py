@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import PoseError
-from .pipeline import to_response
+from .response import to_response
 from .runtime import Runtime
 
 # What a folder or an S3 prefix contributes; a manifest's lines are scored whatever their names.

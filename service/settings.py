@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "carparts_mnv2_fpn"
+# Upload limits, also the runtime's own defaults where it runs without settings (evaluation, the turntable).
+DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 
 class Settings(BaseSettings):
@@ -22,8 +25,8 @@ class Settings(BaseSettings):
     min_confidence: float = Field(
         0.0, ge=0.0, le=1.0, description="Default view confidence floor (low_confidence below); 0 = off"
     )
-    max_upload_bytes: int = Field(10_000_000, gt=0, description="Upload size limit; 413 above")
-    max_image_pixels: int = Field(40_000_000, gt=0, description="Decoded pixel limit; 413 above")
+    max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="Upload size limit; 413 above")
+    max_image_pixels: int = Field(DEFAULT_MAX_IMAGE_PIXELS, gt=0, description="Decoded pixel limit; 413 above")
     max_queue: int = Field(
         8, ge=0, description="Requests with a whole body admitted beyond the running ones (decoding, waiting)"
     )
@@ -39,7 +42,9 @@ class Settings(BaseSettings):
     max_uploads: int = Field(64, ge=1, description="Pose request bodies being received at once before 503")
     body_timeout_s: float = Field(30.0, gt=0, description="Time allowed for a pose request's body; 408 after it")
     header_timeout_s: float = Field(
-        10.0, gt=0, description="Time allowed for a request's headers (service.http_protocol); 408 and closed after it"
+        10.0,
+        gt=0,
+        description="Time allowed for a request's headers (service/api/http_protocol.py); 408 and closed after it",
     )
     drain_timeout_s: float = Field(
         20.0, ge=0, description="On SIGTERM: refuse new requests, wait this long at most for admitted ones, stop"

@@ -1,7 +1,9 @@
 """The layers' import contract (docs/architecture.md), read from the source with `ast`: nothing is imported.
 
 - `service` (the runtime) never imports `models` (training, evaluation, dataset tools), nor training-only packages;
-- `service.postprocess` imports only the standard library, numpy and itself.
+- only the HTTP edge, `service.api`, imports FastAPI or Starlette, and nothing outside it imports the edge;
+- `service.postprocess` imports only the standard library, numpy and itself;
+- the pipeline and the runtime use a backend through its Protocol (`service.backends.base`), never `getattr`.
 """
 
 from __future__ import annotations
@@ -41,15 +43,28 @@ def imported_modules(source: str, module: str, is_package: bool) -> Iterator[tup
                 yield node.lineno, node.module or ""
 
 
-def violations(root: str, allowed: frozenset[str] | None = None, forbidden: frozenset[str] = frozenset()) -> list[str]:
-    """Imports of the package `root` whose top-level name is forbidden, or not allowed (own package always is)."""
+def within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def violations(
+    root: str,
+    allowed: frozenset[str] | None = None,
+    forbidden: frozenset[str] = frozenset(),
+    skip: str | None = None,
+) -> list[str]:
+    """Imports of the package `root` (less its subpackage `skip`) whose top-level name, or whole name, is
+    forbidden, or whose top-level name is not allowed (own package always is)."""
     found = []
     for path in sorted((REPO_ROOT / Path(*root.split("."))).rglob("*.py")):
         module = module_name(path)
+        if skip is not None and within(module, skip):
+            continue
         for line, name in imported_modules(path.read_text(), module, path.name == "__init__.py"):
             top = name.split(".")[0]
-            own = name == root or name.startswith(root + ".")
-            if top in forbidden or (allowed is not None and not own and top not in allowed):
+            own = within(name, root)
+            banned = top in forbidden or any(within(name, f) for f in forbidden if "." in f)
+            if banned or (allowed is not None and not own and top not in allowed):
                 found.append(f"{path.relative_to(REPO_ROOT)}:{line} imports {name}")
     return found
 
@@ -58,8 +73,62 @@ def violations(root: str, allowed: frozenset[str] | None = None, forbidden: froz
 DEVELOPMENT = frozenset({"tests", "benchmarks", "devtools"})
 
 
+# The one way up: the `carpose` entry point registers the training commands where they are installed
+# (service.cli.training_installed), so a serving-only install runs without them.
+ENTRY_POINT_HOOK = ("service/cli.py:", " imports models.cli")
+
+
 def test_the_runtime_never_imports_training() -> None:
-    assert violations("service", forbidden=TRAINING_ONLY | DEVELOPMENT) == []
+    found = violations("service", forbidden=TRAINING_ONLY | DEVELOPMENT)
+    hook = [v for v in found if v.startswith(ENTRY_POINT_HOOK[0]) and v.endswith(ENTRY_POINT_HOOK[1])]
+    assert len(hook) == 1, found
+    assert [v for v in found if v not in hook] == []
+
+
+# The HTTP edge: the web framework and the package that wraps it.
+EDGE = "service.api"
+WEB_FRAMEWORK = frozenset({"fastapi", "fastapi_offline", "starlette", EDGE})
+
+
+def test_only_the_http_edge_imports_the_web_framework() -> None:
+    assert violations("service", forbidden=WEB_FRAMEWORK, skip=EDGE) == []
+    assert violations("models", forbidden=WEB_FRAMEWORK) == []
+
+
+def test_the_edge_check_sees_the_edge() -> None:
+    """Guards the check itself: the edge does import FastAPI and Starlette, and the scan sees it."""
+    found = " ".join(violations(EDGE, forbidden=WEB_FRAMEWORK - {EDGE}))
+    assert "imports fastapi" in found and "imports starlette" in found
+
+
+# Every module that is handed a backend: it calls what the Protocol declares, and probes nothing with getattr.
+BACKEND_USERS = (
+    "service/runtime.py",
+    "service/response.py",
+    "service/scoring.py",
+    "service/batch.py",
+    "service/model_state.py",
+    "service/api/pipeline.py",
+    "service/api/dependencies.py",
+    "service/api/routers/pose.py",
+    "service/api/routers/backends.py",
+    "service/api/routers/health.py",
+    "service/api/routers/sagemaker.py",
+)
+
+
+def getattr_calls(source: str) -> list[int]:
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+    ]
+
+
+def test_backends_are_used_through_their_protocol() -> None:
+    assert getattr_calls("x = getattr(backend, 'device', 'cpu')") == [1]  # the scan sees a probe
+    for name in BACKEND_USERS:
+        assert getattr_calls((REPO_ROOT / name).read_text()) == [], name
 
 
 def test_training_and_the_benchmarks_never_import_the_tests() -> None:
@@ -96,7 +165,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import numpy as np
 from fastapi.testclient import TestClient
-from service.main import create_app
+from service.api.main import create_app
 from service.settings import Settings
 from tests.service.images import jpeg_bytes
 app = create_app(Settings(model_dir=sys.argv[1], device="cpu"))
@@ -104,8 +173,22 @@ with TestClient(app) as client:
     assert app.state.model.wait(120), app.state.model.error
     response = client.post("/pose", files={{"image": ("car.jpg", jpeg_bytes(), "image/jpeg")}})
     assert response.status_code == 200, response.text
+from service.cli import build_parser
+commands = set(build_parser()._subparsers._group_actions[0].choices)
+assert commands == {{"predict", "batch", "serve"}}, commands
 print("served")
 """
+
+
+def carpose_commands() -> set[str]:
+    from service.cli import build_parser
+
+    return set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+
+def test_carpose_has_the_training_commands_where_they_are_installed() -> None:
+    training = {"train", "eval", "train-views", "turntable", "report", "data"}
+    assert carpose_commands() == {"predict", "batch", "serve"} | training
 
 
 def test_the_runtime_serves_without_the_training_layer(tiny_model_dir: Path) -> None:

@@ -22,7 +22,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 
-from ..imaging import DecodedImage
+from ..imaging import DecodedImage, WorkingSize
 from ..modeling import carpose_cfg
 from ..modeling.inference import prepare_for_inference
 from ..postprocess import CAR_LABEL, Detection, PoseConfig
@@ -81,7 +81,10 @@ def resolve_device(requested: str) -> str:
 
 
 class DetectronBackend:
+    """The local car-parts model (`DetectionBackend`)."""
+
     name = "detectron2"
+    supports_batch = True  # one model call for a batch of images of one size (see `detect_arrays`)
 
     def __init__(
         self,
@@ -128,6 +131,14 @@ class DetectronBackend:
 
     def info(self) -> dict[str, str]:
         return {"name": self.card.name, "version": self.card.version}
+
+    def working_size(self) -> WorkingSize | None:
+        """The model's own test-time resize (INPUT.MIN/MAX_SIZE_TEST): more pixels than that are never used."""
+        short, long = int(self.cfg.INPUT.MIN_SIZE_TEST), int(self.cfg.INPUT.MAX_SIZE_TEST)
+        return WorkingSize(short, long) if short > 0 else None  # 0 = the model does not resize
+
+    def credentials_available(self) -> bool:
+        return True  # a local model needs none
 
     def detect(self, image: DecodedImage) -> list[Detection]:
         return self.detect_array(image.rgb)

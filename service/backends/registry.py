@@ -1,4 +1,4 @@
-"""THE list of pose backends. `service.main` builds each one's gate, route, `/backends` entry and the schema's
+"""THE list of pose backends. `service.api.main` builds each one's gate, route, `/backends` entry and the schema's
 `backend` enum from it: adding a backend is one module in this package plus one entry here.
 """
 
@@ -20,8 +20,7 @@ class BackendSpec:
     route: str  # POST an image here
     label: str  # for people: the upload page's choice
     summary: str  # the route's OpenAPI summary
-    gate: str  # app.state attribute of its InferenceGate (a gate each: one backend's slow calls never hold another's)
-    workers: Callable[[Settings], int]  # its gate's concurrent calls
+    workers: Callable[[Settings], int]  # its gate's concurrent calls (a gate each, keyed by `name`)
     pose: Callable[[Settings], PoseKind]
     # Built at startup from the settings; None = disabled (its route answers 404 backend_disabled with
     # `enable_hint`). The local model is not built here: `ModelState` loads it in the background (`local_model`).
@@ -53,7 +52,6 @@ BACKENDS: tuple[BackendSpec, ...] = (
         route="/pose",
         label="Detectron2 (this server's model)",
         summary="Pose of the main car in a photo (Detectron2 car-parts model)",
-        gate="gate",
         workers=lambda settings: settings.inference_workers,
         pose=lambda settings: "full",
         build=_no_build,
@@ -65,7 +63,6 @@ BACKENDS: tuple[BackendSpec, ...] = (
         route="/pose/rekognition",
         label="Amazon Rekognition",
         summary="Pose of the main car in a photo (Amazon Rekognition DetectLabels or Custom Labels)",
-        gate="rekognition_gate",
         workers=_rekognition_workers,
         pose=lambda settings: "full" if settings.rekognition_project_version_arn else "partial",
         build=_build_rekognition,

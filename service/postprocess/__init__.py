@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import labels, vocabulary
+from . import vocabulary
 from .cars import select_main_car
 from .config import DEFAULT_CONFIG, PoseConfig
 from .geometry import coarse_view_of, view_of
@@ -46,7 +46,6 @@ __all__ = [
     "PoseEstimate",
     "coarse_view_of",
     "estimate_pose",
-    "labels",
     "select_main_car",
     "view_of",
     "vocabulary",

@@ -98,31 +98,17 @@ from .geometry import coarse_view_of, view_of, wrap_deg
 from .types import Detection, PoseEstimate
 from .view_probs import classifier_azimuth, valid_view_probs, with_rule_veto
 from .vocabulary import (
-    PART_NORMAL_DEG,
     REASON_CAR_TOO_SMALL,
     REASON_LOW_CONFIDENCE,
     REASON_NO_CAR,
     REASON_TOO_FEW_PARTS,
     REASON_VIEW_AMBIGUOUS,
-    REASONS,
     VIEWS,
     WHEEL_LABEL,
 )
 from .wheels import fuse_wheels, side_on, tilt_of, wheel_pair
 
-__all__ = [
-    "DEFAULT_CONFIG",
-    "PART_NORMAL_DEG",
-    "REASONS",
-    "REASON_CAR_TOO_SMALL",
-    "REASON_LOW_CONFIDENCE",
-    "REASON_NO_CAR",
-    "REASON_TOO_FEW_PARTS",
-    "REASON_VIEW_AMBIGUOUS",
-    "PoseConfig",
-    "estimate_pose",
-    "estimate_pose_unguarded",
-]
+__all__ = ["estimate_pose", "estimate_pose_unguarded"]
 
 logger = logging.getLogger(__name__)
 

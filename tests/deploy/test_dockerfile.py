@@ -85,7 +85,7 @@ def test_every_copy_source_is_in_the_build_context() -> None:
 def test_dockerignore_keeps_heavy_and_private_paths_out_and_the_default_model_in() -> None:
     for path in (".venv", "runs", "build", ".git", "test-artifacts", ".env", "models/carparts_r50_fpn/model_final.pth"):
         assert h.dockerignored(path), f"{path} is sent to the Docker daemon"
-    for path in ("service/main.py", "models/cli.py", "models/recipes/gpu_r50_fpn.yaml", "pyproject.toml",
+    for path in ("service/api/main.py", "models/cli.py", "models/recipes/gpu_r50_fpn.yaml", "pyproject.toml",
                  "models/carparts_mnv2_fpn/model_final.pth", "models/carparts_mnv2_fpn/config.yaml"):  # fmt: skip
         assert not h.dockerignored(path), f"{path} is left out of the build context"
 
@@ -115,7 +115,7 @@ def test_runtime_stages_are_non_root_healthchecked_and_free_of_build_tools(stage
         healthcheck = " ".join(i.args for i in stage.instructions if i.keyword == "HEALTHCHECK")
         assert "urllib" in healthcheck and "127.0.0.1:8000/readyz" in healthcheck, name
         cmd = h.exec_form(next(i.args for i in stage.instructions if i.keyword == "CMD"))
-        assert cmd is not None and "service.main:app" in cmd and cmd[cmd.index("--port") + 1] == "8000", cmd
+        assert cmd is not None and "service.api.main:app" in cmd and cmd[cmd.index("--port") + 1] == "8000", cmd
         assert any(i.keyword == "EXPOSE" and i.args == "8000" for i in stage.instructions), name
 
 

@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from devtools.uvicorn_server import MALLOC_ENV, Server, free_port, server_env, uvicorn_server
-from models.cli import build_parser
-from service.main import create_app
-from service.routers.sagemaker import CUSTOM_ATTRIBUTES_HEADER, find_model_dir
+from service.api.main import create_app
+from service.api.routers.sagemaker import CUSTOM_ATTRIBUTES_HEADER
+from service.cli import build_parser
+from service.sagemaker import find_model_dir
 from tests.deploy import helpers as h
 from tests.service.helpers import RESPONSE_FIELDS, assert_error, running_client, tiny_settings
 from tests.service.images import jpeg_bytes, png_bytes, webp_bytes

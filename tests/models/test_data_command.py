@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from models import datasets as d
-from models.cli import main
 from models.paths import DEFAULT_DATASET_DIR
+from service.cli import main
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",

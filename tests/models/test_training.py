@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.cli import main as carpose
+from service.cli import main as carpose
 
 # Small inputs and one image per batch: the point is that the pipeline runs end to end, not accuracy.
 FAST = [

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from service.backends.base import DetectionBackend
 from service.imaging import decode_upload
 from service.postprocess import Detection, PoseEstimate, estimate_pose
-from service.runtime import working_size
 
 
-def detect(backend: object, path: Path) -> tuple[list[Detection], tuple[int, int]]:
+def detect(backend: DetectionBackend, path: Path) -> tuple[list[Detection], tuple[int, int]]:
     if not path.is_file():
         pytest.skip(f"photo not found: {path}")
-    image = decode_upload(path.read_bytes(), 1 << 30, 1 << 30, working_size(backend))  # type: ignore[arg-type]
-    return backend.detect(image), (image.width, image.height)  # type: ignore[attr-defined]
+    image = decode_upload(path.read_bytes(), 1 << 30, 1 << 30, backend.working_size())
+    return backend.detect(image), (image.width, image.height)
 
 
-def pose_of(backend: object, path: Path) -> tuple[PoseEstimate, list[Detection]]:
+def pose_of(backend: DetectionBackend, path: Path) -> tuple[PoseEstimate, list[Detection]]:
     detections, size = detect(backend, path)
     return estimate_pose(detections, size), detections
 

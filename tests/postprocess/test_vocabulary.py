@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 
 from service import schemas
-from service.postprocess import labels, vocabulary
+from service.postprocess import vocabulary
 from service.postprocess.part_areas import K_MASK, K_WIDTH
 from service.postprocess.vocabulary import (
     COARSE_VIEWS,
@@ -48,9 +48,8 @@ def test_mirrored_normals_and_weights_are_mirror_images() -> None:
             assert twin.normal_deg is not None and (spec.normal_deg + twin.normal_deg) % 360.0 == 0.0
 
 
-def test_every_cue_part_is_calibrated_and_the_old_names_still_import() -> None:
+def test_every_cue_part_is_calibrated() -> None:
     assert set(PART_NORMAL_DEG) <= set(K_MASK) and set(PART_NORMAL_DEG) <= set(K_WIDTH)
     assert set(PART_LABELS) == set(K_MASK)
     assert (*PART_LABELS, "car") == MODEL_CLASSES and tuple(sorted(PART_LABELS)) == PART_LABELS
-    assert (labels.PART_LABELS, labels.MODEL_CLASSES, labels.VIEWS) == (PART_LABELS, MODEL_CLASSES, VIEWS)
     assert vocabulary.REASON_LOW_CONFIDENCE in REASONS

@@ -12,7 +12,7 @@ import pytest
 from botocore.retries.standard import ExponentialBackoff
 from fastapi.testclient import TestClient
 
-from service.main import create_app
+from service.api.main import create_app
 from service.settings import Settings
 
 from .stand_in import StandIn

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import ImageFile
 
 from tests.service.helpers import default_model_client, running_client, tiny_settings
 
@@ -37,3 +38,17 @@ def photo_client(default_model_dir: Path) -> Iterator[TestClient]:
     """A ready app with the embedded default model, for posting CLEAR_PHOTO (skips without it or the model)."""
     with default_model_client(default_model_dir) as c:
         yield c
+
+
+@pytest.fixture
+def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Records every decode of pixel data (ImageFile.load) in this process while the test runs."""
+    calls: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def recording_load(self: ImageFile.ImageFile):
+        calls.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
+    return calls

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models.paths import DEFAULT_TURNTABLE_DIR
-from service.main import create_app
+from service.api.main import create_app
 from service.settings import Settings
 
 # Every field of a pose response (tests/service/test_api.py, test_openapi.py).

@@ -9,18 +9,23 @@ from typing import Any
 
 import pytest
 
-from service.errors import ClientGone, PoseError, http_status
+from service.api.errors import ClientGone, PoseError, http_status
+from service.api.middleware import AdmissionMiddleware
 from service.gate import InferenceGate
-from service.middleware import AdmissionMiddleware
 
 
-def pose_scope(app_state: Any, path: str = "/pose") -> dict[str, Any]:
+def app_state(gate: InferenceGate, model: SimpleNamespace) -> SimpleNamespace:
+    """The app state the middleware reads: the loaded model and the local model's gate (in `Serving.gates`)."""
+    return SimpleNamespace(serving=SimpleNamespace(gates={"detectron2": gate}), model=model)
+
+
+def pose_scope(state: Any, path: str = "/pose") -> dict[str, Any]:
     return {
         "type": "http",
         "method": "POST",
         "path": path,
         "headers": [(b"content-length", b"1000000")],
-        "app": SimpleNamespace(state=app_state),
+        "app": SimpleNamespace(state=state),
         "state": {},
     }
 
@@ -54,7 +59,7 @@ def run_admission(
     """One request through AdmissionMiddleware; returns what it sent and what the inner app and receive saw."""
     probe = Probe()
     model = SimpleNamespace(status=model_status, backend=object() if model_status == "ok" else None, error="boom")
-    state = SimpleNamespace(gate=gate, model=model)
+    state = app_state(gate, model)
     middleware = AdmissionMiddleware(probe.app, body_timeout_s=5.0, refusal_delay_s=refusal_delay_s)
     asyncio.run(middleware(pose_scope(state), probe.receive, probe.send))
     return probe.sent, probe.seen()
@@ -207,7 +212,7 @@ def test_too_many_uploads_at_once_are_refused_before_the_body() -> None:
         middleware = AdmissionMiddleware(probe.app, body_timeout_s=5.0, max_uploads=2)
         # Two uploads in progress that are receiving data: not stalled, so neither gives way.
         middleware.uploads = [SimpleNamespace(evicted=asyncio.Event(), last_activity=float("inf")) for _ in "ab"]
-        state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="ok", backend=object(), error=None))
+        state = app_state(gate, SimpleNamespace(status="ok", backend=object(), error=None))
         asyncio.run(middleware(pose_scope(state), probe.receive, probe.send))
         assert probe.sent[0]["status"] == 503 and b'"overloaded"' in probe.sent[1]["body"]
         assert probe.seen() == {"app_called": False, "receive_calls": 0} and gate.admitted == 0
@@ -244,7 +249,7 @@ def test_a_body_that_completes_when_the_gate_is_full_gets_503_without_a_decode()
 
     try:
         middleware = AdmissionMiddleware(app, body_timeout_s=5.0)
-        state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="ok", backend=object(), error=None))
+        state = app_state(gate, SimpleNamespace(status="ok", backend=object(), error=None))
         asyncio.run(middleware(pose_scope(state), receive, send))
         assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [503]
         assert b'"overloaded"' in sent[-1]["body"] and not decoded
@@ -272,7 +277,7 @@ def test_a_stalled_upload_gives_its_place_to_a_new_request() -> None:
         stalled = SimpleNamespace(evicted=asyncio.Event(), last_activity=float("-inf"), uploading=True)
         busy = SimpleNamespace(evicted=asyncio.Event(), last_activity=float("inf"), uploading=True)
         middleware.uploads = [busy, stalled]
-        state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="ok", backend=object(), error=None))
+        state = app_state(gate, SimpleNamespace(status="ok", backend=object(), error=None))
         asyncio.run(middleware(pose_scope(state), receive, send))
         assert served == ["/pose"]
         assert stalled.evicted.is_set() and not busy.evicted.is_set()  # the one that received nothing gave way
@@ -285,8 +290,8 @@ def test_the_sagemaker_route_is_admitted_like_pose_when_served() -> None:
     gate = InferenceGate(workers=1, max_queue=1)
     probe = Probe(body=b"", more_body=False)
     try:
-        middleware = AdmissionMiddleware(probe.app, body_timeout_s=5.0, gates={"/invocations": "gate"})
-        state = SimpleNamespace(gate=gate, model=SimpleNamespace(status="loading", backend=None, error=None))
+        middleware = AdmissionMiddleware(probe.app, body_timeout_s=5.0, gates={"/invocations": "detectron2"})
+        state = app_state(gate, SimpleNamespace(status="loading", backend=None, error=None))
         asyncio.run(middleware(pose_scope(state, "/invocations"), probe.receive, probe.send))
         assert probe.sent[0]["status"] == 503 and b'"model_loading"' in probe.sent[1]["body"]
         assert probe.seen() == {"app_called": False, "receive_calls": 0}

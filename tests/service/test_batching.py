@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.api.errors import ClientGone
 from service.backends.detectron import DetectronBackend
-from service.errors import ClientGone
-from service.gate import BatchPolicy, InferenceGate
+from service.gate import BatchPolicy, InferenceGate, batch_policy
 from service.metrics import REGISTRY
-from service.pipeline import batch_policy
 from service.postprocess import Detection, PoseConfig, estimate_pose
 from service.settings import Settings
 from tests.service.images import car_like_array, jpeg_bytes

@@ -119,7 +119,7 @@ def test_the_total_bytes_limit_is_a_413(small: TestClient) -> None:
 
 
 def test_a_set_is_admitted_like_a_single_request(small: TestClient) -> None:
-    gate = getattr(small.app.state, spec_named("detectron2").gate)
+    gate = small.app.state.serving.gates[spec_named("detectron2").name]
     gate.admit()  # the only place (one worker, no queue) is taken
     try:
         files = [("images", ("a.jpg", jpeg_bytes(64, 64), "image/jpeg"))]

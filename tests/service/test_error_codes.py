@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.errors import _HTTP_CODES, ERROR_CODES
-from service.main import create_app
-from service.schemas import POSE_CODES, REKOGNITION_CODES
+from service.api.errors import _HTTP_CODES, ERROR_CODES
+from service.api.main import create_app
+from service.api.openapi import POSE_CODES, REKOGNITION_CODES
 from service.settings import REPO_ROOT
 from tests.service.helpers import tiny_settings
 
@@ -39,7 +39,7 @@ def test_every_code_in_the_source_is_registered_with_its_status() -> None:
     found = emitted_codes()
     assert len(found) >= 20, found  # the patterns still match how the code raises errors
     for code, status in found.items():
-        assert code in ERROR_CODES, f"{code} is answered but not in service.errors.ERROR_CODES"
+        assert code in ERROR_CODES, f"{code} is answered but not in service.api.errors.ERROR_CODES"
         assert status is None or ERROR_CODES[code].status == status, code
 
 

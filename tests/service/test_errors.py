@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image, ImageFile
+from PIL import Image
 
 from tests.service.helpers import assert_error
 from tests.service.images import car_like_array, encode, jpeg_bytes, png_bomb
@@ -66,20 +66,6 @@ def test_image_field_as_plain_text_is_422(client: TestClient) -> None:
 def test_bad_render_flag_is_422(client: TestClient) -> None:
     response = client.post("/pose", params={"render": "maybe"}, files={"image": ("c.jpg", jpeg_bytes(), "image/jpeg")})
     assert_error(response, 422, "validation_error")
-
-
-@pytest.fixture
-def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """Records every decode of pixel data (ImageFile.load) in this process while the test runs."""
-    calls: list[tuple[int, int]] = []
-    real_load = ImageFile.ImageFile.load
-
-    def recording_load(self: ImageFile.ImageFile):
-        calls.append(self.size)
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
-    return calls
 
 
 def test_decompression_bomb_is_413_without_decoding(client: TestClient, pixel_loads: list) -> None:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from service.errors import ERROR_CODES
+from service.api.errors import ERROR_CODES
 from service.exceptions import PoseError
 from service.imaging import WorkingSize, decode_upload
 from tests.service.helpers import CLEAR_PHOTO

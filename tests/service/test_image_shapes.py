@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import ImageFile
 
 from service.imaging import MAX_ASPECT_RATIO, MIN_IMAGE_SIDE, WorkingSize, decode_upload
-from service.pipeline import to_response
 from service.postprocess import Detection, PoseConfig, estimate_pose
-from service.runtime import working_size
+from service.response import to_response
 from tests.service.helpers import assert_error
 from tests.service.images import car_like_array, encode, exif_rotated_jpeg
 
@@ -56,19 +54,6 @@ def test_the_most_extreme_admitted_shapes_are_served(client: TestClient, width: 
     assert response.json()["image"] == {"width": width, "height": height}
 
 
-@pytest.fixture
-def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    calls: list[tuple[int, int]] = []
-    real_load = ImageFile.ImageFile.load
-
-    def recording_load(self: ImageFile.ImageFile):
-        calls.append(self.size)
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
-    return calls
-
-
 def test_a_large_jpeg_is_decoded_at_a_fraction_of_its_size(pixel_loads: list) -> None:
     data = encode(car_like_array(4000, 3000), "JPEG", quality=80)
     image = decode_upload(data, 10_000_000, 40_000_000, MODEL_INPUT)
@@ -99,7 +84,7 @@ def test_png_is_reduced_after_decoding() -> None:
 def test_the_working_size_is_the_models_test_time_resize(client: TestClient) -> None:
     backend = client.app.state.model.backend
     expected = WorkingSize(int(backend.cfg.INPUT.MIN_SIZE_TEST), int(backend.cfg.INPUT.MAX_SIZE_TEST))
-    assert working_size(backend) == expected
+    assert backend.working_size() == expected
 
 
 def test_boxes_are_reported_in_the_uploaded_images_pixels(client: TestClient) -> None:
@@ -141,6 +126,6 @@ def test_the_reduced_image_is_what_the_model_sees(client: TestClient) -> None:
     cfg = client.app.state.model.backend.cfg  # the tiny test model has a smaller input than the default one
     short, long = int(cfg.INPUT.MIN_SIZE_TEST), int(cfg.INPUT.MAX_SIZE_TEST)
     data = encode(car_like_array(1600, 1200), "JPEG", quality=80)
-    image = decode_upload(data, 10_000_000, 40_000_000, working_size(client.app.state.model.backend))
+    image = decode_upload(data, 10_000_000, 40_000_000, client.app.state.model.backend.working_size())
     assert min(image.width, image.height) == short or max(image.width, image.height) == long
     assert image.rgb.dtype == np.uint8 and image.reported_size == (1600, 1200)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.main import create_app
+from service.api.main import create_app
 from service.schemas import PoseResponse
 from service.settings import REPO_ROOT
 from tests.service.helpers import RESPONSE_FIELDS, tiny_settings

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.errors import PoseError, http_headers, http_status
+from service.api.errors import PoseError, http_headers, http_status
 from service.gate import InferenceGate
 from tests.service.helpers import assert_error
 from tests.service.images import jpeg_bytes

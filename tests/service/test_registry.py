@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from service.api.middleware import POSE_GATES
 from service.backends.registry import BACKEND_NAMES, BACKENDS
-from service.middleware import POSE_GATES
 
 
 def test_every_registered_backend_has_its_route_gate_and_entry(client: TestClient) -> None:
@@ -15,8 +15,8 @@ def test_every_registered_backend_has_its_route_gate_and_entry(client: TestClien
     for spec, entry in zip(BACKENDS, listed, strict=True):
         assert "post" in openapi["paths"][spec.route], spec.route
         assert openapi["paths"][spec.route]["post"]["summary"] == spec.summary
-        assert POSE_GATES[spec.route] == spec.gate  # admitted by its own gate
-        assert getattr(client.app.state, spec.gate).workers == spec.workers(client.app.state.settings)
+        assert POSE_GATES[spec.route] == spec.name  # admitted by its own gate
+        assert client.app.state.serving.gates[spec.name].workers == spec.workers(client.app.state.settings)
         assert (entry["route"], entry["label"]) == (spec.route, spec.label)
 
 
@@ -26,7 +26,7 @@ def test_the_response_schema_names_exactly_the_registered_backends(client: TestC
     assert tuple(schema["BackendInfo"]["properties"]["name"]["enum"]) == BACKEND_NAMES
 
 
-def test_names_routes_and_gates_are_unique() -> None:
-    for field in ("name", "route", "gate", "label"):
+def test_names_routes_and_labels_are_unique() -> None:
+    for field in ("name", "route", "label"):  # a gate each: keyed by name
         values = [getattr(spec, field) for spec in BACKENDS]
         assert len(set(values)) == len(values), field

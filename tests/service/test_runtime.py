@@ -37,7 +37,7 @@ def test_predict_refuses_bad_input_with_a_stable_code_and_no_status(runtime: Run
     with pytest.raises(PoseError) as refused:
         runtime.predict(b"GIF89a not a supported image")
     assert refused.value.code == "unsupported_media_type"
-    assert not hasattr(refused.value, "status")  # statuses belong to the HTTP edge (service.errors)
+    assert not hasattr(refused.value, "status")  # statuses belong to the HTTP edge (service.api.errors)
     with pytest.raises(PoseError) as refused:
         runtime.predict(np.zeros((64, 64), np.uint8))
     assert refused.value.code == "invalid_image"

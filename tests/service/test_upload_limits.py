@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from service.middleware import MULTIPART_ENVELOPE_BYTES, BodySizeLimitMiddleware
+from service.api.middleware import MULTIPART_ENVELOPE_BYTES, BodySizeLimitMiddleware
 from tests.service.helpers import assert_error
 from tests.service.images import jpeg_bytes
 

@@ -42,7 +42,7 @@ DESKTOP = {"width": 1280, "height": 900}
 
 
 class LiveServer:
-    """`uvicorn service.main:app` in a subprocess on 127.0.0.1 (devtools/uvicorn_server.py), ready once
+    """`uvicorn service.api.main:app` in a subprocess on 127.0.0.1 (devtools/uvicorn_server.py), ready once
     /readyz answers 200, configured for the page tests."""
 
     def __init__(self, model_dir: Path, log_path: Path, **settings: str) -> None:

@@ -312,7 +312,7 @@ def test_rekognition_option_shown_when_enabled(
 ) -> None:
     listed = httpx.get(f"{rekognition_server.url}/backends", timeout=10.0)
     if listed.status_code == 404:
-        pytest.skip("GET /backends is not in the service yet (service/routers/rekognition.py, included by main.py)")
+        pytest.skip("GET /backends is not in the service yet (service/api/routers/backends.py)")
     enabled = {b["name"]: b for b in listed.json()["backends"] if b["enabled"]}
     routes = {name: b["route"] for name, b in enabled.items()}
     assert "rekognition" in routes, listed.text

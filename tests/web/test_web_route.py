@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.main import create_app
-from service.routers.web import STATIC_DIR
+from service.api.main import create_app
+from service.api.routers.web import STATIC_DIR
 from service.settings import Settings
 
 

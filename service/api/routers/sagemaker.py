@@ -8,34 +8,34 @@ the JSON of POST /pose, through the same pipeline, limits and errors.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ..backends.detectron import DetectronBackend
+from ...backends.detectron import DetectronBackend
+from ...backends.registry import spec_named
+from ...exceptions import PoseError
+from ...gate import DecodeLimiter, InferenceGate
+from ...model_state import ModelState
+from ...schemas import PoseResponse
+from ...settings import Settings
 from ..dependencies import (
+    gate_of,
     get_client_gone,
     get_decoder,
     get_detectron,
-    get_gate,
     get_model_state,
     get_settings,
     require_model,
 )
-from ..exceptions import PoseError
-from ..gate import DecodeLimiter, InferenceGate
-from ..model_state import ModelState
+from ..openapi import ERROR_RESPONSES, error_responses
 from ..pipeline import pose_from_upload
-from ..schemas import ERROR_RESPONSES, PoseResponse, error_responses
-from ..settings import Settings
 from ..upload import JSON_IMAGE_CONTENT, JSON_MEDIA_TYPE, image_from_json, is_json, max_json_body_bytes
 
 router = APIRouter(tags=["sagemaker"])
+LOCAL = spec_named("detectron2")
 
-# Where SageMaker unpacks the model's ModelDataUrl archive.
-SAGEMAKER_MODEL_ROOT = Path("/opt/ml/model")
 # The declared type must say "an image"; which image is judged from the bytes, as for POST /pose.
 # application/x-image is the SageMaker SDK's generic image type; octet-stream is what clients send by default.
 IMAGE_CONTENT_TYPES = (
@@ -50,20 +50,6 @@ IMAGE_CONTENT_TYPES = (
 )
 # InvokeEndpoint's CustomAttributes reach the container in this header (no query string gets through).
 CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
-MODEL_FILES = ("config.yaml", "model_final.pth")
-
-
-def find_model_dir(root: Path = SAGEMAKER_MODEL_ROOT) -> Path | None:
-    """The model directory SageMaker unpacked: `root` itself or its one subdirectory holding a model, else None.
-
-    A model.tar.gz made with `tar -C models -czf model.tar.gz carparts_r50_fpn` unpacks into a subdirectory,
-    one made with `-C models/carparts_r50_fpn .` into the root: both are accepted.
-    """
-    if not root.is_dir():
-        return None
-    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
-    found = [p for p in candidates if all((p / name).is_file() for name in MODEL_FILES)]
-    return found[0] if len(found) == 1 else None
 
 
 def custom_attributes(request: Request) -> dict[str, str]:
@@ -115,7 +101,7 @@ async def invocations(
     request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     backend: Annotated[DetectronBackend, Depends(get_detectron)],
-    gate: Annotated[InferenceGate, Depends(get_gate)],
+    gate: Annotated[InferenceGate, Depends(gate_of(LOCAL))],
     decoder: Annotated[DecodeLimiter, Depends(get_decoder)],
     client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
 ) -> PoseResponse:

@@ -1,8 +1,8 @@
 """GET /: the upload web page (static files shipped with the service, no build step).
 
-The page itself is service/static/index.html with two placeholders filled in here: the upload limit (so the page
+The page itself is service/api/static/index.html with two placeholders filled in here: the upload limit (so the page
 can refuse a too-large photo before sending it) and a content hash of app.js/style.css (so a new release is never
-served from a stale browser cache). The other static files are mounted at /static by service.main.
+served from a stale browser cache). The other static files are mounted at /static by service.api.main.
 """
 
 from __future__ import annotations

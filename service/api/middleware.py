@@ -13,12 +13,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .backends.registry import BACKENDS
-from .dependencies import require_model
+from ..backends.registry import BACKENDS
+from ..exceptions import PoseError
+from ..gate import InferenceGate
+from ..metrics import CLIENT_DISCONNECTS, ERRORS, IN_FLIGHT, REQUEST_DURATION
+from .dependencies import require_model, serving_of
 from .errors import CLIENT_DISCONNECTED, error_body, http_headers, http_status
-from .exceptions import PoseError
-from .gate import InferenceGate
-from .metrics import CLIENT_DISCONNECTS, ERRORS, IN_FLIGHT, REQUEST_DURATION
 from .upload import JSON_MEDIA_TYPE, max_json_body_bytes
 
 # Multipart framing around the file itself: boundaries, part headers, other small fields.
@@ -161,11 +161,11 @@ async def send_error(send: Send, status: int, code: str, message: str, headers: 
 # hundred stalled connections (slowloris) must not lock everyone out until their body timeout.
 STALLED_UPLOAD_S = 2.0
 
-# POST routes that carry an image, and the app.state attribute of the gate that admits them, from the backend
-# registry. main.py adds /invocations (the local model's gate) when it is served.
-POSE_GATES = {spec.route: spec.gate for spec in BACKENDS}
-# Gates of backends that need the local model: their routes are refused while it is not loaded.
-LOCAL_MODEL_GATES = frozenset(spec.gate for spec in BACKENDS if spec.local_model)
+# POST routes that carry an image, and the backend whose gate admits them, from the backend registry. main.py
+# adds /coverage and /invocations (the local model's gate).
+POSE_GATES = {spec.route: spec.name for spec in BACKENDS}
+# Backends that need the local model: their routes are refused while it is not loaded.
+LOCAL_MODEL_BACKENDS = frozenset(spec.name for spec in BACKENDS if spec.local_model)
 
 
 class BodyTimeout(Exception):
@@ -198,7 +198,7 @@ class AdmissionMiddleware:
         gates: dict[str, str] | None = None,
     ) -> None:
         self.app = app
-        self.gates = POSE_GATES if gates is None else gates
+        self.gates = POSE_GATES if gates is None else gates  # path -> the backend whose gate admits it
         self.body_timeout_s = body_timeout_s
         self.refusal_delay_s = refusal_delay_s
         self.max_uploads = max_uploads
@@ -221,7 +221,7 @@ class AdmissionMiddleware:
         return True
 
     def _check(self, scope: Scope, app_state: Any, gate: InferenceGate) -> None:
-        if self.gates[scope["path"]] in LOCAL_MODEL_GATES:
+        if self.gates[scope["path"]] in LOCAL_MODEL_BACKENDS:
             require_model(app_state.model)
         gate.check()
         if self.uploading >= self.max_uploads and not self._evict_a_stalled_upload():
@@ -232,12 +232,12 @@ class AdmissionMiddleware:
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gate_attr = self.gates.get(scope["path"]) if scope["type"] == "http" else None
-        if gate_attr is None or scope["method"] != "POST":
+        backend = self.gates.get(scope["path"]) if scope["type"] == "http" else None
+        if backend is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         app_state = scope["app"].state
-        gate: InferenceGate = getattr(app_state, gate_attr)
+        gate = serving_of(app_state).gates[backend]
         try:
             self._check(scope, app_state, gate)
         except PoseError as exc:

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..backends.detectron import DetectronBackend
+from ...backends.detectron import DetectronBackend
+from ...exceptions import public_value
+from ...metrics import REGISTRY
+from ...model_state import ModelState
+from ...schemas import HealthResponse, ModelInfoResponse
 from ..dependencies import get_detectron, get_model_state
-from ..exceptions import public_value
-from ..metrics import REGISTRY
-from ..model_state import ModelState
-from ..schemas import HealthResponse, ModelInfoResponse
 
 router = APIRouter(tags=["operations"])
 

@@ -1,4 +1,4 @@
-"""The carpose FastAPI application (`service.main:app`)."""
+"""The carpose FastAPI application (`service.api.main:app`)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from ..backends.registry import BACKENDS, spec_named
+from ..gate import DecodeLimiter, InferenceGate
+from ..model_state import ModelState
+from ..settings import REPO_ROOT, Settings, get_settings
 from .auth import ApiKeyMiddleware, ApiKeys, declare_security, install_reload_on_sighup
-from .backends.registry import BACKENDS, spec_named
 from .cors import CORSMiddleware
+from .dependencies import Serving
 from .drain import install_drain_on_sigterm
-from .errors import ERROR_CODES, install_error_handlers
-from .gate import DecodeLimiter, InferenceGate
+from .errors import install_error_handlers
 from .middleware import (
     MULTIPART_ENVELOPE_BYTES,
     POSE_GATES,
@@ -26,21 +29,10 @@ from .middleware import (
     RequestMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
-from .model_state import ModelState
+from .openapi import DESCRIPTION
 from .routers import backends, coverage, health, pose, sagemaker, web
 from .routers.coverage import COVERAGE_PATH
 from .routers.web import STATIC_DIR
-from .settings import REPO_ROOT, Settings, get_settings
-
-DESCRIPTION = """
-Tells, from one photo, how a car is positioned: which side faces the camera (eight views), its yaw
-(`azimuth_deg`) and its tilt against the image horizontal. Upload an image to `POST /pose`.
-
-Errors are always `{"error": {"code": "...", "message": "..."}}`; every code the service answers:
-
-| status | code | when |
-|---|---|---|
-""" + "\n".join(f"| {e.status} | `{code}` | {e.when} |" for code, e in ERROR_CODES.items())
 
 
 def app_version() -> str:
@@ -62,18 +54,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A gate per backend: one backend's slow calls must not hold another's slots.
-        gates = [InferenceGate(spec.workers(settings), settings.max_queue, name=spec.name) for spec in BACKENDS]
-        for spec, gate in zip(BACKENDS, gates, strict=True):
-            setattr(app.state, spec.gate, gate)
-        app.state.decoder = DecodeLimiter.from_settings(settings)
-        app.state.backends = {spec.name: spec.build(settings) for spec in BACKENDS if not spec.local_model}
+        gates = {
+            spec.name: InferenceGate(spec.workers(settings), settings.max_queue, name=spec.name) for spec in BACKENDS
+        }
+        built = {spec.name: spec.build(settings) for spec in BACKENDS if not spec.local_model}
+        serving = app.state.serving = Serving(
+            gates=gates,
+            decoder=DecodeLimiter.from_settings(settings),
+            backends={name: backend for name, backend in built.items() if backend is not None},
+        )
         app.state.model.start()
-        install_drain_on_sigterm(gates, settings.drain_timeout_s)
+        install_drain_on_sigterm(list(gates.values()), settings.drain_timeout_s)
         install_reload_on_sighup(api_keys)
         yield
-        for gate in gates:
-            gate.shutdown()
-        app.state.decoder.shutdown()
+        serving.shutdown()
 
     # FastAPIOffline serves the Swagger UI / ReDoc assets from its wheel: /docs works without internet access.
     app = FastAPIOffline(title="carpose", version=app_version(), description=DESCRIPTION, lifespan=lifespan)
@@ -90,9 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(sagemaker.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     # A photo set is admitted like a single photo, by the local model's gate (its photos then queue one by one).
-    admission_gates = {**POSE_GATES, COVERAGE_PATH: spec_named("detectron2").gate}
+    local = spec_named("detectron2").name
+    admission_gates = {**POSE_GATES, COVERAGE_PATH: local}
     if settings.sagemaker:
-        admission_gates["/invocations"] = spec_named("detectron2").gate
+        admission_gates["/invocations"] = local
     # The middleware added last runs outermost. From the outside in: headers and metrics see every answer;
     # admission refuses before anything reads the body; the body limit acts before the multipart parser.
     app.add_middleware(

@@ -16,9 +16,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .gate import InferenceGate
+from ..gate import InferenceGate
 
-log = logging.getLogger("service.drain")
+log = logging.getLogger("service.api.drain")
 
 
 def install_drain_on_sigterm(gates: Sequence[InferenceGate], timeout_s: float) -> bool:

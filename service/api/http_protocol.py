@@ -9,7 +9,7 @@ request had arrived (none on an idle keep-alive connection, where a client may b
 then). uvicorn's plain-text `400 Invalid HTTP request received.` becomes the documented JSON `invalid_request`.
 
 The stack as shipped runs it: `carpose serve`, the images' CMD and the test servers pass
-`--http service.http_protocol:HeaderTimeoutH11Protocol` (HTTP_PROTOCOL below).
+`--http service.api.http_protocol:HeaderTimeoutH11Protocol` (`service.cli.HTTP_PROTOCOL`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..settings import get_settings
 from .errors import error_body
-from .settings import get_settings
 
-HTTP_PROTOCOL = "service.http_protocol:HeaderTimeoutH11Protocol"
 REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
 
 

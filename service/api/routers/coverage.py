@@ -17,16 +17,17 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from ..backends.base import DetectionBackend
-from ..backends.registry import spec_named
-from ..coverage import parse_required, problems_of, summarise
+from ...backends.base import DetectionBackend
+from ...backends.registry import spec_named
+from ...coverage import parse_required, problems_of, summarise
+from ...exceptions import ClientGone, PoseError
+from ...gate import DecodeLimiter, InferenceGate
+from ...postprocess.vocabulary import VIEWS
+from ...schemas import CoveragePhoto, CoverageResponse, ErrorDetail
+from ...settings import Settings
 from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
-from ..exceptions import ClientGone, PoseError
-from ..gate import DecodeLimiter, InferenceGate
+from ..openapi import COVERAGE_CODES, error_responses, route_codes
 from ..pipeline import pose_from_upload
-from ..postprocess.vocabulary import VIEWS
-from ..schemas import COVERAGE_CODES, CoveragePhoto, CoverageResponse, ErrorDetail, error_responses, route_codes
-from ..settings import Settings
 from ..upload import IMAGE_FIELD_DESCRIPTION
 
 log = logging.getLogger("service.coverage")

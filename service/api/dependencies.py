@@ -1,19 +1,49 @@
-"""FastAPI dependencies: settings, the loaded model, each registered backend and its inference gate."""
+"""FastAPI dependencies: settings, the loaded model, each registered backend and its inference gate.
+
+What the lifespan builds for serving is one typed object, `Serving` (`app.state.serving`), not attributes named
+by strings: the routes and the admission middleware look a backend's gate up by the backend's name.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
-from .backends.base import DetectionBackend
-from .backends.detectron import DetectronBackend
-from .backends.registry import BackendSpec
-from .exceptions import PoseError
-from .gate import DecodeLimiter, InferenceGate
-from .model_state import ModelState
-from .settings import Settings
+from ..backends.base import DetectionBackend
+from ..backends.detectron import DetectronBackend
+from ..backends.registry import BackendSpec
+from ..exceptions import PoseError
+from ..gate import DecodeLimiter, InferenceGate
+from ..model_state import ModelState
+from ..settings import Settings
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The serving machinery the app's lifespan builds (and shuts down)."""
+
+    gates: dict[str, InferenceGate]  # backend name -> its gate: one backend's slow calls never hold another's slots
+    decoder: DecodeLimiter
+    backends: dict[str, DetectionBackend]  # built at startup: the enabled backends other than the local model
+
+    def shutdown(self) -> None:
+        for gate in self.gates.values():
+            gate.shutdown()
+        self.decoder.shutdown()
+
+
+def serving_of(app_state: Any) -> Serving:
+    """The app's `Serving` (from the app's `state`; set by its lifespan)."""
+    serving: Serving = app_state.serving
+    return serving
+
+
+def get_serving(request: Request) -> Serving:
+    return serving_of(request.app.state)
 
 
 def get_settings(request: Request) -> Settings:
@@ -39,14 +69,8 @@ def require_model(state: ModelState) -> DetectronBackend:
     return state.backend
 
 
-def get_gate(request: Request) -> InferenceGate:
-    gate: InferenceGate = request.app.state.gate
-    return gate
-
-
 def get_decoder(request: Request) -> DecodeLimiter:
-    decoder: DecodeLimiter = request.app.state.decoder
-    return decoder
+    return get_serving(request).decoder
 
 
 def backend_of(spec: BackendSpec) -> Callable[[Request], DetectionBackend]:
@@ -55,7 +79,7 @@ def backend_of(spec: BackendSpec) -> Callable[[Request], DetectionBackend]:
     def get_backend(request: Request) -> DetectionBackend:
         if spec.local_model:
             return require_model(get_model_state(request))
-        backend: DetectionBackend | None = request.app.state.backends.get(spec.name)
+        backend = get_serving(request).backends.get(spec.name)
         if backend is None:
             message = f"the {spec.label} backend is disabled; {spec.enable_hint} to enable POST {spec.route}"
             raise PoseError("backend_disabled", message)
@@ -66,8 +90,7 @@ def backend_of(spec: BackendSpec) -> Callable[[Request], DetectionBackend]:
 
 def gate_of(spec: BackendSpec) -> Callable[[Request], InferenceGate]:
     def get_backend_gate(request: Request) -> InferenceGate:
-        gate: InferenceGate = getattr(request.app.state, spec.gate)
-        return gate
+        return get_serving(request).gates[spec.name]
 
     return get_backend_gate
 

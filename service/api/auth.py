@@ -26,13 +26,13 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..exceptions import PoseError
+from ..metrics import ERRORS
 from .cors import is_api_path
 from .errors import http_status
-from .exceptions import PoseError
-from .metrics import ERRORS
 from .middleware import CLOSE, send_error
 
-log = logging.getLogger("service.auth")
+log = logging.getLogger("service.api.auth")
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ping", "/invocations"})
 METRICS_PATH = "/metrics"

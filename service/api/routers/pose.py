@@ -8,13 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ..backends.base import DetectionBackend
-from ..backends.registry import BACKENDS, BackendSpec
+from ...backends.base import DetectionBackend
+from ...backends.registry import BACKENDS, BackendSpec
+from ...gate import DecodeLimiter, InferenceGate
+from ...schemas import PoseResponse
+from ...settings import Settings
 from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
-from ..gate import DecodeLimiter, InferenceGate
+from ..openapi import error_responses, route_codes
 from ..pipeline import pose_from_upload
-from ..schemas import PoseResponse, error_responses, route_codes
-from ..settings import Settings
 from ..upload import IMAGE_REQUEST_BODY, read_image
 
 RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, wheel line and pose"
@@ -41,10 +42,11 @@ def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
         data = await read_image(request, settings.max_upload_bytes)
         return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
 
-    pose.__name__ = "pose" if spec.local_model else f"pose_{spec.name}"  # OpenAPI operation ids stay as they were
     router.add_api_route(
         spec.route,
         pose,
+        # The route's name makes its OpenAPI operation id (pose_pose_post, pose_rekognition_pose_rekognition_post).
+        name="pose" if spec.local_model else f"pose_{spec.name}",
         methods=["POST"],
         response_model=PoseResponse,
         responses=error_responses(route_codes(spec)),

@@ -15,7 +15,7 @@ import re
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from .exceptions import PoseError
+from ..exceptions import PoseError
 
 JSON_MEDIA_TYPE = "application/json"
 # `data:image/jpeg;base64,` (any media type, optional parameters) before the payload.

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..backends.registry import BACKENDS, BackendSpec, PoseKind
-from ..dependencies import get_model_state, get_settings
-from ..model_state import ModelState
-from ..schemas import BackendName
-from ..settings import Settings
+from ...backends.base import DetectionBackend
+from ...backends.registry import BACKENDS, BackendSpec, PoseKind
+from ...model_state import ModelState
+from ...schemas import BackendName
+from ...settings import Settings
+from ..dependencies import Serving, get_model_state, get_serving, get_settings
 
 router = APIRouter()
 
@@ -42,7 +43,9 @@ class BackendsResponse(BaseModel):
     backends: list[BackendInfo]
 
 
-def backend_info(spec: BackendSpec, settings: Settings, state: ModelState, built: Any) -> BackendInfo:
+def backend_info(
+    spec: BackendSpec, settings: Settings, state: ModelState, built: DetectionBackend | None
+) -> BackendInfo:
     """Blocking (a remote backend's readiness may ask for credentials): run off the event loop."""
     pose = spec.pose(settings)
     hint: str | None
@@ -50,9 +53,8 @@ def backend_info(spec: BackendSpec, settings: Settings, state: ModelState, built
         enabled, ready = True, state.status == "ok"
         hint = None if ready else LOCAL_MODEL_HINTS.get(state.status, "").format(error=state.error)
     else:
-        credentials_available = getattr(built, "credentials_available", None)
         enabled = built is not None
-        ready = enabled and (credentials_available is None or bool(credentials_available()))
+        ready = built is not None and built.credentials_available()
         if not enabled:
             hint = spec.enable_hint
         elif not ready:
@@ -66,11 +68,11 @@ def backend_info(spec: BackendSpec, settings: Settings, state: ModelState, built
 
 @router.get("/backends", response_model=BackendsResponse, tags=["operations"], summary="Pose backends offered")
 async def backends(
-    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     state: Annotated[ModelState, Depends(get_model_state)],
+    serving: Annotated[Serving, Depends(get_serving)],
 ) -> BackendsResponse:
-    built = request.app.state.backends
+    built = serving.backends
 
     def describe() -> list[BackendInfo]:
         return [backend_info(spec, settings, state, built.get(spec.name)) for spec in BACKENDS]

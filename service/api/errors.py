@@ -15,10 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .exceptions import ClientGone, PoseError, public_message
-from .metrics import ERRORS
+from ..exceptions import ClientGone, PoseError, public_message
+from ..metrics import ERRORS
 
-log = logging.getLogger("service.errors")
+log = logging.getLogger("service.api.errors")
 
 
 class ErrorCode(NamedTuple):
