@@ -178,8 +178,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "bbox_AP": round(metrics["bbox"]["AP"], 2),
         "segm_AP": round(metrics["segm"]["AP"], 2),
         "wheel_box_AP50": round(metrics["wheel_box_AP50"], 2),
-        "view_agreement_8": round(metrics["view_agreement"]["eight_way"], 4),
-        "view_agreement_coarse": round(metrics["view_agreement"]["coarse"], 4),
+        # The part rule's view from the ANNOTATED parts against the view the served model gives: a check of the
+        # rule, not the product's accuracy (that is `carpose eval --views`, against views labelled by eye).
+        "part_rule_on_annotations_agrees_8way": round(metrics["view_agreement"]["eight_way"], 4),
+        "part_rule_on_annotations_agrees_coarse": round(metrics["view_agreement"]["coarse"], 4),
         "latency_ms_p50": round(metrics["latency_ms"]["p50"], 1),
     }
     print(
