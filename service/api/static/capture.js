@@ -181,9 +181,12 @@
     if (inFlight || !stream || !target) return;
     inFlight = true;
     try {
+      const started = performance.now();
       const blob = await grab(CHECK_LONG_SIDE);
       if (!blob) return;
       const pose = await check(blob, "frame.jpg");
+      // The live check's round trip (encode + request + answer), read by benchmarks/capture.py.
+      performance.measure("carpose-check", { start: started, end: performance.now() });
       if (!stream) return;
       if (pose.azimuth_deg !== null) lastSeen(pose.azimuth_deg);
       showGuidance(pose, null);
