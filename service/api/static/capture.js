@@ -49,28 +49,35 @@
   }
 
   function drawPictogram() {
-    const [tx, ty] = point(VIEWS.indexOf(target) * 45);
-    $("target-dot").setAttribute("cx", tx.toFixed(1));
-    $("target-dot").setAttribute("cy", ty.toFixed(1));
-    $("next-view").textContent = target ? label(target) : "all done";
-    $("pictogram").setAttribute("aria-label", target ? "Car seen from above; stand at its " + label(target) : "Done");
     const here = $("here-dot");
     const arc = $("walk-arc");
-    if (lastAzimuth === null || !target) {
-      here.setAttribute("hidden", "");
+    const dot = $("target-dot");
+    $("next-view").textContent = target ? label(target) : "all done";
+    $("pictogram").setAttribute("aria-label", target ? "Car seen from above; stand at its " + label(target) : "Done");
+    // SVG elements ignore the `hidden` attribute: visibility does it.
+    dot.setAttribute("visibility", target ? "visible" : "hidden");
+    if (!target) {
+      here.setAttribute("visibility", "hidden");
+      arc.setAttribute("d", "");
+      return;
+    }
+    const [tx, ty] = point(VIEWS.indexOf(target) * 45);
+    dot.setAttribute("cx", tx.toFixed(1));
+    dot.setAttribute("cy", ty.toFixed(1));
+    if (lastAzimuth === null) {
+      here.setAttribute("visibility", "hidden");
       arc.setAttribute("d", "");
       return;
     }
     const [hx, hy] = point(lastAzimuth);
-    here.removeAttribute("hidden");
+    here.setAttribute("visibility", "visible");
     here.setAttribute("cx", hx.toFixed(1));
     here.setAttribute("cy", hy.toFixed(1));
     const walk = walkDeg(lastAzimuth, target);
     // walk > 0 is clockwise seen from above, which is clockwise on this top-down drawing: SVG sweep flag 1.
-    arc.setAttribute(
-      "d",
-      Math.abs(walk) < 1 ? "" : `M ${hx.toFixed(1)} ${hy.toFixed(1)} A ${ORBIT} ${ORBIT} 0 0 ${walk > 0 ? 1 : 0} ${tx.toFixed(1)} ${ty.toFixed(1)}`
-    );
+    const sweep = walk > 0 ? 1 : 0;
+    const end = `${tx.toFixed(1)} ${ty.toFixed(1)}`;
+    arc.setAttribute("d", Math.abs(walk) < 1 ? "" : `M ${hx.toFixed(1)} ${hy.toFixed(1)} A ${ORBIT} ${ORBIT} 0 0 ${sweep} ${end}`);
   }
 
   function walkDeg(azimuth, view) {
