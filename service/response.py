@@ -7,10 +7,11 @@ One conversion for POST /pose (`service.api.pipeline`) and for `carpose predict`
 from __future__ import annotations
 
 from .backends.base import DetectionBackend
+from .guidance import Guidance, guide
 from .imaging import DecodedImage
 from .postprocess import PoseEstimate
-from .quality import Quality
-from .schemas import CarOut, ImageOut, ModelOut, PartOut, PoseResponse, QualityOut, WheelOut
+from .quality import Quality, QualityThresholds
+from .schemas import CarOut, FixOut, GuidanceOut, ImageOut, ModelOut, PartOut, PoseResponse, QualityOut, WheelOut
 
 
 def to_response(
@@ -66,3 +67,22 @@ def quality_out(quality: Quality | None) -> QualityOut | None:
         clipped_fraction=round(quality.clipped_fraction, 3),
         exposure_ok=quality.exposure_ok,
     )
+
+
+def guidance_out(guidance: Guidance | None) -> GuidanceOut | None:
+    if guidance is None:
+        return None
+    return GuidanceOut(
+        target_view=guidance.target_view,
+        on_target=guidance.on_target,
+        walk_deg=guidance.walk_deg,
+        fixes=[FixOut(code=fix.code, message=fix.message) for fix in guidance.fixes],
+        ready=guidance.ready,
+    )
+
+
+def with_guidance(pose: PoseResponse, target_view: str | None, thresholds: QualityThresholds) -> PoseResponse:
+    """The answer with `guidance` toward `target_view` (unchanged, guidance null, without a target)."""
+    if target_view is None:
+        return pose
+    return pose.model_copy(update={"guidance": guidance_out(guide(pose, target_view, thresholds))})

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .backends.registry import BACKEND_NAMES
+from .guidance import FIX_CODE_NAMES, FIX_CODES
 from .postprocess.vocabulary import COARSE_VIEWS, REASONS, VIEWS
 
 # Built from the vocabulary so the schema cannot drift from what the pose module returns (subscripting
@@ -15,6 +16,7 @@ View = Literal[VIEWS]  # type: ignore[valid-type]
 CoarseView = Literal[COARSE_VIEWS]  # type: ignore[valid-type]
 Reason = Literal[REASONS]  # type: ignore[valid-type]
 BackendName = Literal[BACKEND_NAMES]  # type: ignore[valid-type]
+FixCodeName = Literal[FIX_CODE_NAMES]  # type: ignore[valid-type]
 BoxXYXY = tuple[float, float, float, float]
 
 
@@ -91,6 +93,9 @@ class PoseResponse(BaseModel):
     )
     rendered_image: str | None = Field(None, description="data:image/jpeg;base64 annotated image with ?render=true")
     quality: QualityOut | None = Field(None, description="Photo quality verdicts; null when no car was found")
+    guidance: GuidanceOut | None = Field(
+        None, description="How to get a usable photo of the `target_view` query parameter; null without one"
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -162,6 +167,11 @@ class CoverageResponse(BaseModel):
     missing: list[View] = Field(description="Required views without a usable photo")
     duplicates: dict[str, list[int]] = Field(description="Views shown by more than one usable photo")
     complete: bool = Field(description="Every required view is covered")
+    next_view: View | None = Field(
+        None,
+        description="The missing required view closest to the last posed photo's yaw (so the seller keeps walking "
+        "one way round); null when the set is complete",
+    )
 
 
 class ModelInfoResponse(BaseModel):
@@ -177,3 +187,31 @@ class ModelInfoResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok", "loading", "failed"]
     detail: str | None = None
+
+
+# Guided capture (service.guidance). Appended: the models above refer to them by name (postponed annotations).
+WALK_DESCRIPTION = (
+    "Signed walk around the car to the target view's centre, in degrees (-180..180]: positive = walk clockwise "
+    "seen from above (to the seller's left while facing the car), negative = counter-clockwise (to their right); "
+    "walk_deg = azimuth_deg - 45 x (the target's index in front, front_left, left, ...), wrapped. Null without a yaw"
+)
+
+
+class FixOut(BaseModel):
+    code: FixCodeName = Field(
+        description="Stable code: " + "; ".join(f"`{code}`: {fix.when}" for code, fix in FIX_CODES.items())
+    )
+    message: str = Field(description="What to do, in English")
+
+
+class GuidanceOut(BaseModel):
+    target_view: View = Field(description="The view the seller is after")
+    on_target: bool = Field(description="The photo shows the target view (`view` equals it)")
+    walk_deg: float | None = Field(description=WALK_DESCRIPTION)
+    fixes: list[FixOut] = Field(description="What to fix, most important first (empty: nothing)")
+    ready: bool = Field(description="on_target and no fixes: a shot to keep")
+
+
+PoseResponse.model_rebuild()
+CoveragePhoto.model_rebuild()
+CoverageResponse.model_rebuild()

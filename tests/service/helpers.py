@@ -34,6 +34,7 @@ RESPONSE_FIELDS = {
     "timings_ms",
     "rendered_image",
     "quality",
+    "guidance",
 }
 
 # The real photo the default-model service tests post: a front-left three-quarter view of a clear car.

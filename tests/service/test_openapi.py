@@ -57,7 +57,7 @@ def test_pose_request_is_multipart_with_image_and_render(openapi: dict) -> None:
     body = post["requestBody"]["content"]["multipart/form-data"]["schema"]
     form = resolve(openapi, body["$ref"]) if "$ref" in body else body
     assert "image" in form["properties"] and form["required"] == ["image"]
-    assert [p["name"] for p in post["parameters"]] == ["render", "min_confidence"]
+    assert [p["name"] for p in post["parameters"]] == ["render", "min_confidence", "target_view"]
     floor = post["parameters"][1]
     assert not floor["required"]
     bounds = [s for s in floor["schema"].get("anyOf", [floor["schema"]]) if s.get("type") == "number"]

@@ -63,3 +63,18 @@ def test_page_has_accessible_controls() -> None:
     assert re.search(r'<label for="backend">', html)
     assert 'role="status" aria-live="polite"' in html
     assert Path(STATIC_DIR / "index.html").is_file()
+
+
+def test_capture_is_its_page_with_settings_filled_in(client: TestClient) -> None:
+    response = client.get("/capture")
+    assert response.status_code == 200
+    html = response.text
+    assert '<meta name="carpose-max-upload-bytes" content="1234567">' in html
+    assert "__" not in html
+    version = re.search(r'/static/capture\.js\?v=([0-9a-f]{12})"', html)
+    assert version and f"/static/capture.css?v={version.group(1)}" in html
+    assert 'capture="environment"' in html and 'accept="image/*"' in html  # the camera-app fallback
+    assert response.headers["permissions-policy"] == "camera=(self)"
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    for name in ("capture.js", "capture.css"):
+        assert client.get(f"/static/{name}").status_code == 200

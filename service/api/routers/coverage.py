@@ -22,8 +22,11 @@ from ...backends.registry import spec_named
 from ...coverage import parse_required, problems_of, summarise
 from ...exceptions import ClientGone, PoseError
 from ...gate import DecodeLimiter, InferenceGate
+from ...guidance import next_view
 from ...postprocess.vocabulary import VIEWS
-from ...schemas import CoveragePhoto, CoverageResponse, ErrorDetail
+from ...quality import QualityThresholds
+from ...response import with_guidance
+from ...schemas import CoveragePhoto, CoverageResponse, ErrorDetail, View
 from ...settings import Settings
 from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
 from ..openapi import COVERAGE_CODES, error_responses, route_codes
@@ -38,6 +41,10 @@ COVERAGE_PATH = "/coverage"
 
 REQUIRED_DESCRIPTION = f"Comma list of the views the set must show; default all eight: {','.join(VIEWS)}"
 MIN_CONFIDENCE_DESCRIPTION = "A photo counts for its view only above this confidence; default POSE_MIN_CONFIDENCE"
+TARGET_VIEW_DESCRIPTION = (
+    "Guided capture: each photo's `pose.guidance` aims at this view; without it, at the answer's `next_view` "
+    "(no guidance once the set is complete). Unknown views are 422 validation_error"
+)
 REQUEST_BODY = {
     "requestBody": {
         "required": True,
@@ -96,6 +103,7 @@ async def coverage(
     client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
     required: Annotated[str | None, Query(description=REQUIRED_DESCRIPTION)] = None,
     min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description=MIN_CONFIDENCE_DESCRIPTION)] = None,
+    target_view: Annotated[View | None, Query(description=TARGET_VIEW_DESCRIPTION)] = None,
 ) -> CoverageResponse:
     request.state.backend = backend.name
     try:
@@ -134,7 +142,14 @@ async def coverage(
         form = getattr(request.state, "coverage_form", None)
         if form is not None:
             await form.close()
-    summary = summarise([entry.pose for entry in entries], views)
+    poses = [entry.pose for entry in entries]
+    summary = summarise(poses, views)
+    following = next_view(poses, summary.missing)
+    target = target_view or following
+    thresholds = QualityThresholds.from_settings(settings)
+    for entry in entries:
+        if entry.pose is not None:
+            entry.pose = with_guidance(entry.pose, target, thresholds)
     return CoverageResponse(
         photos=entries,
         required=views,
@@ -142,4 +157,5 @@ async def coverage(
         missing=summary.missing,
         duplicates=summary.duplicates,
         complete=summary.complete,
+        next_view=following,
     )

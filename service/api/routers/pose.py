@@ -11,7 +11,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from ...backends.base import DetectionBackend
 from ...backends.registry import BACKENDS, BackendSpec
 from ...gate import DecodeLimiter, InferenceGate
-from ...schemas import PoseResponse
+from ...quality import QualityThresholds
+from ...response import with_guidance
+from ...schemas import PoseResponse, View
 from ...settings import Settings
 from ..dependencies import backend_of, gate_of, get_client_gone, get_decoder, get_settings
 from ..openapi import error_responses, route_codes
@@ -22,6 +24,10 @@ RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, 
 MIN_CONFIDENCE_DESCRIPTION = (
     "Confidence floor: below it view and coarse_view are null with reason low_confidence (azimuth_deg is kept "
     "as the best guess); default POSE_MIN_CONFIDENCE, 0 = off"
+)
+TARGET_VIEW_DESCRIPTION = (
+    "Guided capture: the view the seller is after; the answer's `guidance` says whether the photo shows it, "
+    "how far to walk round the car (walk_deg) and what to fix. Unknown views are 422 validation_error"
 )
 
 
@@ -37,10 +43,12 @@ def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
         client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
         render: Annotated[bool, Query(description=RENDER_DESCRIPTION)] = False,
         min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description=MIN_CONFIDENCE_DESCRIPTION)] = None,
+        target_view: Annotated[View | None, Query(description=TARGET_VIEW_DESCRIPTION)] = None,
     ) -> PoseResponse:
         request.state.backend = backend.name
         data = await read_image(request, settings.max_upload_bytes)
-        return await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
+        answer = await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
+        return with_guidance(answer, target_view, QualityThresholds.from_settings(settings))
 
     router.add_api_route(
         spec.route,

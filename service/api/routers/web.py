@@ -1,4 +1,5 @@
-"""GET /: the upload web page (static files shipped with the service, no build step).
+"""GET / (the upload page) and GET /capture (guided capture on a phone): static files shipped with the service, no
+build step.
 
 The page itself is service/api/static/index.html with two placeholders filled in here: the upload limit (so the page
 can refuse a too-large photo before sending it) and a content hash of app.js/style.css (so a new release is never
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 ASSETS = ("app.js", "style.css")
+CAPTURE_ASSETS = ("capture.js", "capture.css", "style.css")
 
 # Everything the page needs comes from this server; the annotated image and the preview are data:/blob: URLs.
 CONTENT_SECURITY_POLICY = (
@@ -32,13 +34,13 @@ PAGE_HEADERS = {
 router = APIRouter(include_in_schema=False)
 
 
-@lru_cache(maxsize=4)
-def _page_template(static_dir: Path) -> tuple[str, str]:
+@lru_cache(maxsize=8)
+def _page_template(static_dir: Path, page: str = "index.html", assets: tuple[str, ...] = ASSETS) -> tuple[str, str]:
     digest = hashlib.sha256()
-    for name in ASSETS:
+    for name in assets:
         path = static_dir / name
         digest.update(path.read_bytes() if path.is_file() else b"")
-    return (static_dir / "index.html").read_text(encoding="utf-8"), digest.hexdigest()[:12]
+    return (static_dir / page).read_text(encoding="utf-8"), digest.hexdigest()[:12]
 
 
 def render_index(max_upload_bytes: int, static_dir: Path = STATIC_DIR) -> str:
@@ -46,7 +48,22 @@ def render_index(max_upload_bytes: int, static_dir: Path = STATIC_DIR) -> str:
     return html.replace("__MAX_UPLOAD_BYTES__", str(int(max_upload_bytes))).replace("__ASSET_VERSION__", asset_version)
 
 
+def render_capture(max_upload_bytes: int, static_dir: Path = STATIC_DIR) -> str:
+    html, asset_version = _page_template(static_dir, "capture.html", CAPTURE_ASSETS)
+    return html.replace("__MAX_UPLOAD_BYTES__", str(int(max_upload_bytes))).replace("__ASSET_VERSION__", asset_version)
+
+
 @router.get("/", response_class=HTMLResponse)
 async def index(request: Request) -> HTMLResponse:
     settings = request.app.state.settings
     return HTMLResponse(render_index(settings.max_upload_bytes), headers=PAGE_HEADERS)
+
+
+# The capture page asks for the rear camera: allowed for this origin only.
+CAPTURE_HEADERS = {**PAGE_HEADERS, "Permissions-Policy": "camera=(self)"}
+
+
+@router.get("/capture", response_class=HTMLResponse)
+async def capture(request: Request) -> HTMLResponse:
+    settings = request.app.state.settings
+    return HTMLResponse(render_capture(settings.max_upload_bytes), headers=CAPTURE_HEADERS)
