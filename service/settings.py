@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     quality_max_clipped_fraction: float = Field(
         0.2, ge=0.0, le=1.0, description="quality.exposure_ok: most share of black or white car pixels"
     )
+    quality_other_car_min_size: float = Field(
+        0.3,
+        ge=0.0,
+        description="quality.other_cars: another car counts when its box outside the posed car's box is at least "
+        "this share of the posed car's box area; 0 = every other car counts",
+    )
 
     rekognition_enabled: bool = Field(False, description="Enable POST /pose/rekognition")
     rekognition_region: str = Field("us-east-1", description="AWS region of Rekognition")

@@ -94,6 +94,7 @@ import numpy as np
 from .cars import assign_parts, image_frame, scene_of, too_small
 from .config import DEFAULT_CONFIG, PoseConfig
 from .cues import part_evidence
+from .evidence import check_evidence
 from .geometry import coarse_view_of, view_of, wrap_deg
 from .types import Detection, PoseEstimate
 from .view_probs import classifier_azimuth, valid_view_probs, with_rule_veto
@@ -135,6 +136,7 @@ def estimate_pose_unguarded(
     # too small for the rule is too small for a crop classifier as well.
     if probs is not None and pose.reason not in (REASON_NO_CAR, REASON_CAR_TOO_SMALL):
         pose = _with_classifier(pose, probs, cfg)
+    pose = check_evidence(pose)  # the view may not contradict the parts (evidence.py)
     if pose.view is not None and pose.confidence < cfg.min_confidence:
         # Below the requested floor: the azimuth stays as the best guess, the view is withheld.
         pose = replace(pose, view=None, coarse_view=None, reason=REASON_LOW_CONFIDENCE)
@@ -194,6 +196,7 @@ def _rule_pose(detections: Sequence[Detection], image_size: tuple[int, int], cfg
             "wheels": wheels,
             "parts": parts,
             "wheel_line": None,
+            "other_cars": scene.other_cars,
         }
         base.update(kw)
         return PoseEstimate(**base)  # type: ignore[arg-type]
