@@ -90,8 +90,9 @@ class PoseResponse(BaseModel):
         description="Yaw: 0 = front faces the camera, 90 = left side, 180 = back, 270 = right side"
     )
     tilt_deg: float | None = Field(
-        description="Front-to-rear wheel line vs the image horizontal, counter-clockwise positive; "
-        "null with fewer than two wheels on one side"
+        description="Slope of the front-to-rear wheel line vs the image horizontal, counter-clockwise positive; "
+        "null with fewer than two wheels on one side. Perspective makes it tens of degrees on level photos of "
+        "diagonal views: it is not camera roll"
     )
     confidence: float = Field(ge=0, le=1)
     reason: Reason | None = Field(description="Why view is null or partial; null when the full pose was given")

@@ -80,6 +80,12 @@ A backend with a learned view classifier attaches `view_probs` (8 probabilities,
 is kept when it lies in that view's bin, else moved 1 degree inside the nearer edge, and without a rule azimuth
 it is the probability-weighted circular mean of the bin and its neighbours. `PoseConfig.min_confidence`
 withholds a view below it (`low_confidence`), keeping the azimuth as the best guess.
+
+Evidence check
+--------------
+Before the floor, `evidence.check_evidence` withholds a view that contradicts clear front or back parts
+(`view_ambiguous`) and caps the confidence of a view without any part: the classifier reads appearance, which
+overexposure or blur can turn 180 degrees.
 """
 
 from __future__ import annotations

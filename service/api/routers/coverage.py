@@ -37,7 +37,9 @@ FIELD = "images"
 COVERAGE_PATH = "/coverage"
 
 REQUIRED_DESCRIPTION = f"Comma list of the views the set must show; default all eight: {','.join(VIEWS)}"
-MIN_CONFIDENCE_DESCRIPTION = "A photo counts for its view only above this confidence; default POSE_MIN_CONFIDENCE"
+MIN_CONFIDENCE_DESCRIPTION = (
+    "A photo counts for its view only above this confidence; default POSE_COVERAGE_MIN_CONFIDENCE"
+)
 REQUEST_BODY = {
     "requestBody": {
         "required": True,
@@ -102,6 +104,8 @@ async def coverage(
         views = parse_required(required)
     except ValueError as exc:
         raise RequestValidationError([{"loc": ("query", "required"), "msg": str(exc), "type": "value_error"}]) from exc
+    # A set is where a view is acted on: its own floor, calibrated (docs/views.md), unless the request sets one.
+    floor = settings.coverage_min_confidence if min_confidence is None else min_confidence
     try:
         photos = await read_photos(request, settings)
         entries: list[CoveragePhoto] = []
@@ -109,9 +113,7 @@ async def coverage(
             pose, error = None, None
             try:
                 data = await upload.read(settings.max_upload_bytes + 1)
-                pose = await pose_from_upload(
-                    data, backend, gate, settings, False, decoder, client_gone, min_confidence
-                )
+                pose = await pose_from_upload(data, backend, gate, settings, False, decoder, client_gone, floor)
             except PoseError as exc:  # this photo's problem only; the set goes on
                 error = ErrorDetail(code=exc.code, message=exc.message)
             except ClientGone:
