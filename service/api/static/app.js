@@ -53,7 +53,7 @@
   // POSE_QUALITY_MIN_SHARPNESS's default: four times it is crisp (docs/quality.md: originals' p5 is 547).
   const SHARP_REFERENCE = 150;
   // Below this confidence an answer is marked "not sure" (docs/decisions.md: the default POSE_MIN_CONFIDENCE).
-  const SURE_CONFIDENCE = 0.9;
+  const SURE_CONFIDENCE = 0.93;
 
   const $ = (id) => document.getElementById(id);
   const form = $("upload");
@@ -79,6 +79,7 @@
 
   let chosenFile = null;
   let chosenSet = [];
+  let sentSet = []; // the files of the last set sent, for its thumbnails
   let previewUrl = null;
   let busy = false;
 
@@ -634,6 +635,30 @@
     }
   });
 
+  // The required views: one checkbox per view, all by default; `?required=front,back` in the page's URL
+  // preselects them (the same parameter as POST /coverage).
+  function fillRequiredPicker() {
+    const box = $("required-views");
+    const asked = new URLSearchParams(window.location.search).get("required");
+    const wanted = new Set((asked || "").split(",").map((v) => v.trim()).filter((v) => v in VIEW_WORDS));
+    for (const view of Object.keys(VIEW_WORDS)) {
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.name = "required";
+      input.value = view;
+      input.checked = wanted.size === 0 || wanted.has(view);
+      const label = el("label");
+      label.append(input, document.createTextNode(" " + VIEW_WORDS[view]));
+      box.append(label);
+    }
+  }
+
+  function requiredViews() {
+    return Array.from(document.querySelectorAll("#required-views input:checked")).map((i) => i.value);
+  }
+
+  fillRequiredPicker();
+
   function photoLine(photo) {
     const name = typeof photo.filename === "string" && photo.filename ? photo.filename : "photo " + (photo.index + 1);
     const pose = photo.pose && typeof photo.pose === "object" ? photo.pose : null;
@@ -662,8 +687,27 @@
     const list = $("set-photos");
     list.replaceChildren();
     for (const photo of Array.isArray(body.photos) ? body.photos : []) {
-      const item = el("li", photoLine(photo));
+      const item = el("li");
       item.dataset.usable = photo.usable ? "true" : "false";
+      const file = Number.isInteger(photo.index) ? sentSet[photo.index] : undefined;
+      if (file && !photo.error) {
+        const thumb = document.createElement("img");
+        thumb.className = "thumb";
+        thumb.alt = "";
+        thumb.src = URL.createObjectURL(file);
+        thumb.addEventListener("load", () => URL.revokeObjectURL(thumb.src), { once: true });
+        item.append(thumb);
+      }
+      const text = el("span", photoLine(photo), "photo-line");
+      item.append(text);
+      const pose = photo.pose && typeof photo.pose === "object" ? photo.pose : null;
+      if (pose && typeof pose.confidence === "number") {
+        const unsure = pose.confidence < SURE_CONFIDENCE;
+        const conf = el("span", "confidence " + Math.round(pose.confidence * 100) + " %" +
+          (unsure ? " · not sure: retake or check" : ""), "photo-confidence");
+        conf.dataset.unsure = unsure ? "true" : "false";
+        item.append(conf);
+      }
       list.append(item);
     }
     const missing = Array.isArray(body.missing) ? body.missing : [];
@@ -684,13 +728,20 @@
     }
     const data = new FormData();
     for (const file of chosenSet) data.append("images", file, file.name || "photo.jpg");
+    const required = requiredViews();
+    if (!required.length) {
+      setSetStatus("error", "Tick at least one required view.");
+      return;
+    }
+    sentSet = chosenSet.slice();
     busy = true;
     setResult.hidden = true;
     setSetStatus("busy", "Checking " + chosenSet.length + " photos…");
     let response;
     let body = null;
     try {
-      response = await fetch("/coverage", { method: "POST", body: data, headers: authHeaders() });
+      const query = "?required=" + encodeURIComponent(required.join(","));
+      response = await fetch("/coverage" + query, { method: "POST", body: data, headers: authHeaders() });
       body = await response.json();
     } catch (err) {
       busy = false;
