@@ -1,9 +1,9 @@
 """Is the whole car in the photo, and is it the only prominent car? Judged from the posed car's parts and mask.
 
 `quality.in_frame` reads the car box's borders, but a close-up of a tail light gets a car box (and mask) of just
-that section, well inside the frame. So `whole_car` looks at what a whole car shows: its visible extent (the
-car box joined with its parts' boxes) should not fill the frame from border to border, and the parts present
-should include the faces and wheels a whole car shows from that side. `other_cars` counts the scene's other
+that section, well inside the frame. So `whole_car` counts what a whole car shows: distinct parts (a front or
+back view shows bumper, glass, lights, hood or trunk; a side or diagonal doors, lights and wheels), more of them
+for each image border the car's visible extent (car mask, parts' boxes) reaches. `other_cars` counts the scene's other
 cars whose visible box (outside the main car's) is large beside the main car: a buyer could take them for it.
 Pure numpy; the thresholds are `POSE_QUALITY_*` settings (docs/quality.md has the measurement behind them).
 """
@@ -14,11 +14,16 @@ from dataclasses import dataclass
 
 from .postprocess import PoseEstimate
 from .postprocess.types import Box, Detection
-from .postprocess.vocabulary import PART_SPECS, WHEEL_LABEL
+from .postprocess.vocabulary import WHEEL_LABEL
+from .quality import cut_sides
 
-FACES = ("front", "back", "left", "right")
-# A side of the extent this close to the border (share of that image side) touches it.
-TOUCH_TOLERANCE = 0.02
+# A side of the extent this close to the border (share of that image side) touches it; the car box counts
+# only with mask pixels in that strip (as quality.in_frame: a padded detector box is not a touching car).
+TOUCH_TOLERANCE = 0.01
+# Distinct parts (wheels count half, two at most) a whole car shows; one more per image border its visible
+# extent reaches (a section of a car reaches the borders; a tightly framed whole car still shows many parts).
+MIN_EVIDENCE = 4.0
+PER_TOUCHED_SIDE = 1.0
 
 
 @dataclass(frozen=True)
@@ -26,15 +31,8 @@ class Extent:
     """What of the car the detections show."""
 
     touches: frozenset[str]  # image borders the car's visible extent reaches (left, right, top, bottom)
-    faces: frozenset[str]  # faces with at least one detected part
     parts: int  # distinct non-wheel parts
     wheels: int
-    fill: float  # extent area / image area
-
-    @property
-    def spans(self) -> bool:
-        """Border to border on opposite sides: the car is larger than the frame."""
-        return {"left", "right"} <= self.touches or {"top", "bottom"} <= self.touches
 
 
 def union(boxes: list[Box]) -> Box:
@@ -46,16 +44,21 @@ def extent_of(pose: PoseEstimate, image_size: tuple[int, int]) -> Extent | None:
         return None
     width, height = image_size
     members: list[Detection] = [*pose.parts, *pose.wheels]
-    x0, y0, x1, y1 = union([pose.car.box, *(d.box for d in members)])
     tx, ty = TOUCH_TOLERANCE * width, TOUCH_TOLERANCE * height
-    near = {"left": x0 <= tx, "right": x1 >= width - tx, "top": y0 <= ty, "bottom": y1 >= height - ty}
-    faces = {PART_SPECS[p.label].face for p in pose.parts if p.label in PART_SPECS} & set(FACES)
+    near = dict.fromkeys(cut_sides(pose.car.box, pose.car.mask, image_size, TOUCH_TOLERANCE), True)
+    if members:
+        px0, py0, px1, py1 = union([d.box for d in members])
+        for side, hit in (
+            ("left", px0 <= tx),
+            ("right", px1 >= width - tx),
+            ("top", py0 <= ty),
+            ("bottom", py1 >= height - ty),
+        ):
+            near[side] = near.get(side, False) or hit
     return Extent(
         touches=frozenset(side for side, hit in near.items() if hit),
-        faces=frozenset(faces),
         parts=len({p.label for p in pose.parts if p.label != WHEEL_LABEL}),
         wheels=len(pose.wheels),
-        fill=max(0.0, (x1 - x0) * (y1 - y0)) / float(max(1, width * height)),
     )
 
 
@@ -63,15 +66,11 @@ def whole_car(extent: Extent | None) -> bool:
     """False for a close-up of a part or a section (see the module doc; measured in docs/quality.md)."""
     if extent is None:
         return True  # no car: quality is null anyway
-    if extent.spans:
-        return False
-    # What a whole car shows: two wheels (a side or a diagonal), or two faces, or most of one face (a front or
-    # back view: bumper, glass, lights, hood). A car reaching a border must show more: a half car still has
-    # a face and a wheel.
-    strong = extent.wheels >= 2 or len(extent.faces) >= 2 or extent.parts >= 4
-    if not extent.touches:
-        return strong
-    return strong and extent.wheels >= 2 and extent.parts >= 3
+    # What a whole car shows: most of a face (a front or back view: bumper, glass, two lights, hood or trunk)
+    # or parts of two faces with wheels. A close-up of a light and a bumper shows two or three parts; half a car
+    # three or four; every whole car of the test photos at least four (docs/quality.md).
+    evidence = extent.parts + 0.5 * min(extent.wheels, 2)
+    return evidence >= MIN_EVIDENCE + PER_TOUCHED_SIDE * len(extent.touches)
 
 
 def visible_area(box: Box, cover: Box) -> float:

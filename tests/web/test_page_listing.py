@@ -133,9 +133,7 @@ def test_set_mode_required_picker_thumbnails_and_confidence(
         page.wait_for_selector("#set-result:not([hidden])", state="visible", timeout=120_000)
         states = page.eval_on_selector_all("#checklist li", "els => els.map(e => e.dataset.view)")
         assert states == ["front", "left", "back"]
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('#set-photos img.thumb')].every(i => i.complete)"
-        )
+        page.wait_for_function("() => [...document.querySelectorAll('#set-photos img.thumb')].every(i => i.complete)")
         widths = page.eval_on_selector_all("#set-photos img.thumb", "els => els.map(e => e.naturalWidth)")
         assert len(widths) == 2 and all(w > 0 for w in widths)  # the text file (an error) gets none
         confidences = page.locator("#set-photos .photo-confidence")
