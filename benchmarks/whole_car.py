@@ -45,7 +45,7 @@ def pad(box: Box, share: float, size: tuple[int, int]) -> Box:
 
 
 def crop(image: Image.Image, box: Box) -> Image.Image:
-    part = image.crop(tuple(round(v) for v in box))
+    part = image.crop((round(box[0]), round(box[1]), round(box[2]), round(box[3])))
     scale = CROP_SHORT_SIDE / max(1, min(part.size))
     return part.resize(
         (max(1, round(part.width * scale)), max(1, round(part.height * scale))), Image.Resampling.BICUBIC
@@ -196,14 +196,14 @@ def report(runtime: Runtime, rows: list[dict]) -> None:
 
     print("\ndegraded copies: views > 90 deg from the label at confidence >= 0.5")
     for kind in DEGRADATIONS:
-        chosen = [(r, p) for r, p, _ in posed if r["kind"] == kind and r["label"]]
+        copies = [(r, p) for r, p, _ in posed if r["kind"] == kind and r["label"]]
         bad = [
             (r["file"], p.view, p.confidence)
-            for r, p in chosen
+            for r, p in copies
             if p.view and p.confidence >= 0.5 and view_error_deg(p.view, r["label"][0]) > 90
         ]
-        confident = sum(p.view is not None and p.confidence >= 0.5 for _, p in chosen)
-        print(f"{kind:<16} {len(chosen):>3} photos, {confident:>3} confident views, {len(bad)} off by > 90: {bad}")
+        confident = sum(p.view is not None and p.confidence >= 0.5 for _, p in copies)
+        print(f"{kind:<16} {len(copies):>3} photos, {confident:>3} confident views, {len(bad)} off by > 90: {bad}")
 
     print("\nconfidence floor on the originals (eight-way view vs models/eval/testset-views.tsv)")
     whole = [(p, r["label"]) for r, p, _ in posed if r["kind"] == "whole" and r["label"] and p.view]

@@ -65,7 +65,7 @@ def quality_out(quality: Quality | None) -> QualityOut | None:
         brightness=round(quality.brightness, 3),
         clipped_fraction=round(quality.clipped_fraction, 3),
         exposure_ok=quality.exposure_ok,
-        exposure=quality.exposure,  # type: ignore[arg-type]  # one of the Literal's values (service.quality)
+        exposure=quality.exposure,
         whole_car=quality.whole_car,
         other_cars=quality.other_cars,
     )
