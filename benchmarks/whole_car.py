@@ -112,7 +112,7 @@ def slim(detections: list[Detection]) -> list[Detection]:
     return [d if d.label == CAR_LABEL else replace(d, mask=None) for d in detections]
 
 
-def collect(runtime: Runtime, root: Path, limit: int, cache: Path | None = None) -> list[dict]:
+def collect(runtime: Runtime, root: Path, limit: int, cache: Path | None = None, start: int = 0) -> list[dict]:
     coco = json.loads((root / "testset" / "annotations.json").read_text())
     instances = split_coco_instances(coco)
     labels = read_labels()
@@ -120,7 +120,7 @@ def collect(runtime: Runtime, root: Path, limit: int, cache: Path | None = None)
     for index, info in enumerate(sorted(coco["images"], key=lambda im: im["file_name"])):
         parts = instances.get(int(info["id"]), [])
         car = car_instance(parts)
-        if car is None:
+        if car is None or index < start:
             continue
         image = Image.open(root / "testset" / info["path"]).convert("RGB")
         gt_cut = (
@@ -223,18 +223,23 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET_DIR)
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--start", type=int, default=0, help="skip the first photos (to split a run over processes)")
+    parser.add_argument(
+        "--cache", type=Path, nargs="*", default=[], help="detections: read if they exist (all of them), else written"
+    )
     args = parser.parse_args()
     from service.backends.detectron import DetectronBackend
 
     backend = DetectronBackend(args.model_dir, device="cpu")
     runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold))
-    if args.cache is not None and args.cache.is_file():
-        rows = pickle.loads(args.cache.read_bytes())
+    cached = [path for path in args.cache if path.is_file()]
+    if cached:
+        rows = [row for path in cached for row in pickle.loads(path.read_bytes())]
     else:
-        rows = collect(runtime, args.dataset, args.limit, args.cache)
-        if args.cache is not None:
-            args.cache.write_bytes(pickle.dumps(rows))
+        target = args.cache[0] if args.cache else None
+        rows = collect(runtime, args.dataset, args.limit, target, args.start)
+        if target is not None:
+            target.write_bytes(pickle.dumps(rows))
     report(runtime, rows)
 
 
