@@ -441,3 +441,27 @@ def test_low_confidence_and_verdicts_in_words(
         watch.check()
     finally:
         context.close()
+
+
+def test_one_label_per_file_picker(playwright_browser: Any, tiny_server: LiveServer, clear_view_image: Path) -> None:
+    """The label is the picker: the browser's own file button is not shown beside it, and the label still
+    opens the input (keyboard focus reaches it, a chosen file is taken)."""
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, tiny_server)
+        box = page.eval_on_selector(
+            "#file", "e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; }"
+        )
+        assert box[0] <= 1 and box[1] <= 1, box
+        assert page.eval_on_selector("#file", "e => getComputedStyle(e).opacity") == "0"
+        assert page.is_visible("label[for='file']")
+        with page.expect_file_chooser() as chooser:
+            page.click("label[for='file']")
+        chooser.value.set_files(str(clear_view_image))
+        page.wait_for_selector("#chosen:not([hidden])")
+        page.focus("#file")
+        outline = page.eval_on_selector("label[for='file']", "l => getComputedStyle(l).outlineStyle")
+        assert outline not in ("none", ""), outline
+        watch.check()
+    finally:
+        context.close()
