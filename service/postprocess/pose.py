@@ -142,7 +142,8 @@ def estimate_pose_unguarded(
     # too small for the rule is too small for a crop classifier as well.
     if probs is not None and pose.reason not in (REASON_NO_CAR, REASON_CAR_TOO_SMALL):
         pose = _with_classifier(pose, probs, cfg)
-    pose = check_evidence(pose)  # the view may not contradict the parts (evidence.py)
+    if cfg.evidence_check:
+        pose = check_evidence(pose)  # the view may not contradict the parts (evidence.py)
     if pose.view is not None and pose.confidence < cfg.min_confidence:
         # Below the requested floor: the azimuth stays as the best guess, the view is withheld.
         pose = replace(pose, view=None, coarse_view=None, reason=REASON_LOW_CONFIDENCE)
