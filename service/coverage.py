@@ -1,7 +1,7 @@
 """Coverage of a listing's photo set: which required views are shown by a usable photo, which are missing.
 
 A photo covers its view when it has one (the pose gave a `view`: the confidence cleared the request's
-`min_confidence`, the same floor as POST /pose) and its `quality.ok` is true: a close-up of a part
+`min_confidence`, by default POSE_COVERAGE_MIN_CONFIDENCE) and its `quality.ok` is true: a close-up of a part
 (`whole_car: false`) never covers a view. No HTTP here: the route
 (`service.api.routers.coverage`) feeds it each photo's answer or error.
 """

@@ -11,7 +11,8 @@ and right are, see pose.py), so only the front/back evidence is used:
 - no part found at all: nothing confirms the classifier's guess, so the confidence is at most
   `NO_PARTS_CONFIDENCE` (the view stays, below any sensible floor).
 
-Regression tests on degraded copies of test photos: tests/service/test_view_evidence.py.
+Regression tests on degraded copies of test photos: tests/service/test_verdicts.py (the rule's edges:
+tests/service/test_framing.py); the measurement: `python -m benchmarks.whole_car`.
 """
 
 from __future__ import annotations
