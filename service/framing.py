@@ -5,7 +5,8 @@ that section, well inside the frame. So `whole_car` counts what a whole car show
 back view shows bumper, glass, lights, hood or trunk; a side or diagonal doors, lights and wheels), more of them
 for each image border the car's visible extent (car mask, parts' boxes) reaches. `other_cars` counts the scene's other
 cars whose visible box (outside the main car's) is large beside the main car: a buyer could take them for it.
-Pure numpy; the thresholds are `POSE_QUALITY_*` settings (docs/quality.md has the measurement behind them).
+Pure numpy. The whole-car numbers are constants below (measured in docs/quality.md); the other-car size is
+POSE_QUALITY_OTHER_CAR_MIN_SIZE.
 """
 
 from __future__ import annotations
