@@ -26,7 +26,6 @@ from models.turntable import NAME_PATTERN, STEP_DEG, acceptable_views
 from service.backends.detectron import DetectronBackend
 from service.guidance import guide, walk_to, wrap_deg
 from service.postprocess import VIEWS
-from service.quality import QualityThresholds
 from service.response import to_response
 from service.runtime import Runtime
 from service.settings import DEFAULT_MODEL_DIR, Settings
@@ -40,7 +39,6 @@ def cases(turntable_dir: Path, model_dir: Path, device: str) -> list[dict[str, A
     settings = Settings(model_dir=model_dir, device=device)  # the service's defaults (and POSE_* environment)
     backend = DetectronBackend(model_dir, device=device, score_threshold=settings.score_threshold)
     runtime = Runtime.from_settings(backend, settings)
-    thresholds = QualityThresholds.from_settings(settings)
     rows: list[dict[str, Any]] = []
     for path in sorted(turntable_dir.iterdir()):
         match = NAME_PATTERN.match(path.name)
@@ -52,7 +50,7 @@ def cases(turntable_dir: Path, model_dir: Path, device: str) -> list[dict[str, A
             prediction.pose, prediction.image, backend, prediction.timings_ms, None, prediction.quality
         )
         for target in VIEWS:
-            guidance = guide(answer, target, thresholds)
+            guidance = guide(answer, target)
             truth = walk_to(truth_az, target)
             rows.append(
                 {

@@ -1,7 +1,8 @@
 """Coverage of a listing's photo set: which required views are shown by a usable photo, which are missing.
 
 A photo covers its view when it has one (the pose gave a `view`: the confidence cleared the request's
-`min_confidence`, the same floor as POST /pose) and its `quality.ok` is true. No HTTP here: the route
+`min_confidence`, by default POSE_COVERAGE_MIN_CONFIDENCE) and its `quality.ok` is true: a close-up of a part
+(`whole_car: false`) never covers a view. No HTTP here: the route
 (`service.api.routers.coverage`) feeds it each photo's answer or error.
 """
 
@@ -14,7 +15,17 @@ from .postprocess.vocabulary import VIEWS
 from .schemas import PoseResponse
 
 # Why a photo does not count, in the order a seller should fix them.
-PROBLEMS = ("error", "no_car", "no_view", "cut_off", "too_small", "blurred", "badly_exposed")
+PROBLEMS = (
+    "error",
+    "no_car",
+    "no_view",
+    "cut_off",
+    "close_up",
+    "other_car",
+    "too_small",
+    "blurred",
+    "badly_exposed",
+)
 
 
 def parse_required(text: str | None) -> list[str]:
@@ -41,6 +52,8 @@ def problems_of(pose: PoseResponse | None) -> list[str]:
         return [*found, "cut_off"]
     checks = (
         (quality.in_frame, "cut_off"),
+        (quality.whole_car, "close_up"),
+        (quality.other_cars == 0, "other_car"),
         (quality.large_enough, "too_small"),
         (quality.sharp, "blurred"),
         (quality.exposure_ok, "badly_exposed"),

@@ -1,7 +1,7 @@
 """Guided capture: from one pose answer and a target view -> on target or not, where to walk, what to fix.
 
 Pure and cheap (no model, no HTTP): it reads what the pose answer already holds (`view`, `azimuth_deg`, `car`,
-`quality`) and the exposure thresholds. POST /pose and each photo of POST /coverage answer it as `guidance`.
+`quality`). POST /pose and each photo of POST /coverage answer it as `guidance`.
 
 Walking convention, stated once here and in docs/api.md: `azimuth_deg` is where the camera stands around the car,
 from the front (0) toward the car's LEFT side (90), which seen from above (nose up) is counter-clockwise. A walk
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from .postprocess.vocabulary import VIEWS
-from .quality import QualityThresholds
 
 if TYPE_CHECKING:  # schemas imports FIX_CODES from here; at runtime the pose answer is only read
     from .schemas import PoseResponse
@@ -41,8 +40,16 @@ FIX_CODES: dict[str, FixCode] = {
         "Step back: the car is cut off at the {sides} of the picture.",
         "quality.in_frame is false (the car touches the named image borders)",
     ),
+    "show_whole_car": FixCode(
+        "Step back: only part of the car is in the picture; show the whole car.",
+        "quality.whole_car is false (a close-up of a part or a section)",
+    ),
     "move_closer": FixCode(
         "Move closer: the car fills too little of the picture.", "quality.large_enough is false (car too small)"
+    ),
+    "other_car_in_front": FixCode(
+        "Another car is in the picture: move so that only this car is seen.",
+        "quality.other_cars > 0 (another car large enough to be taken for this one)",
     ),
     "walk_left": FixCode(
         "Walk about {degrees}° to your left around the car, keeping it in view, to see its {target}.",
@@ -58,11 +65,11 @@ FIX_CODES: dict[str, FixCode] = {
     ),
     "too_dark": FixCode(
         "Too dark: find more light or turn toward it.",
-        "quality.exposure_ok is false and the car is darker than the middle of the allowed brightness range",
+        "quality.exposure is too_dark",
     ),
     "too_bright": FixCode(
         "Too bright: avoid direct sun or reflections on the car.",
-        "quality.exposure_ok is false and the car is brighter than the middle of the allowed brightness range",
+        "quality.exposure is too_bright",
     ),
     "hold_still": FixCode("Hold the phone still: the photo is blurred.", "quality.sharp is false"),
 }
@@ -112,7 +119,7 @@ def _join(words: Sequence[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def guide(pose: PoseResponse, target_view: str, thresholds: QualityThresholds) -> Guidance:
+def guide(pose: PoseResponse, target_view: str) -> Guidance:
     """What the seller should do after this photo to get a usable photo of `target_view`."""
     if target_view not in VIEWS:
         raise ValueError(f"unknown view {target_view}; the views are {', '.join(VIEWS)}")
@@ -123,12 +130,14 @@ def guide(pose: PoseResponse, target_view: str, thresholds: QualityThresholds) -
     if quality is not None:
         if not quality.in_frame:
             found["step_back"] = _fix("step_back", sides=_join(quality.cut_sides))
+        if not quality.whole_car:
+            found["show_whole_car"] = _fix("show_whole_car")
         if not quality.large_enough:
             found["move_closer"] = _fix("move_closer")
-        if not quality.exposure_ok:
-            middle = (thresholds.min_brightness + thresholds.max_brightness) / 2.0
-            code = "too_dark" if quality.brightness < middle else "too_bright"
-            found[code] = _fix(code)
+        if quality.other_cars:
+            found["other_car_in_front"] = _fix("other_car_in_front")
+        if quality.exposure != "ok":  # the exposure verdict's direction names the fix
+            found[quality.exposure] = _fix(quality.exposure)
         if not quality.sharp:
             found["hold_still"] = _fix("hold_still")
     on_target = pose.view == target_view

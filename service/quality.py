@@ -34,6 +34,7 @@ class QualityThresholds:
     min_brightness: float  # mean luminance of the car region, 0-1
     max_brightness: float
     max_clipped_fraction: float  # share of the car's pixels that are black or white
+    other_car_min_size: float = 0.3  # another car's box outside the posed car's / the posed car's box area
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QualityThresholds:
@@ -44,6 +45,7 @@ class QualityThresholds:
             min_brightness=settings.quality_min_brightness,
             max_brightness=settings.quality_max_brightness,
             max_clipped_fraction=settings.quality_max_clipped_fraction,
+            other_car_min_size=settings.quality_other_car_min_size,
         )
 
     @classmethod
@@ -62,10 +64,20 @@ class Quality:
     brightness: float
     clipped_fraction: float
     exposure_ok: bool
+    exposure: str = "ok"  # ok, too_dark or too_bright
+    whole_car: bool = True  # service.framing: false for a close-up of a part or a section of the car
+    other_cars: int = 0  # other cars prominent enough to be taken for the posed one (service.framing)
 
     @property
     def ok(self) -> bool:
-        return self.in_frame and self.large_enough and self.sharp and self.exposure_ok
+        return (
+            self.in_frame
+            and self.large_enough
+            and self.sharp
+            and self.exposure_ok
+            and self.whole_car
+            and self.other_cars == 0
+        )
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -144,8 +156,11 @@ def assess(rgb: np.ndarray, car: Detection | None, thresholds: QualityThresholds
             region = None
     pixels = gray[region] if region is not None else gray.ravel()
     brightness = float(pixels.mean()) / 255.0
-    clipped = float(np.count_nonzero((pixels <= CLIP_LOW) | (pixels >= CLIP_HIGH))) / max(1, pixels.size)
+    dark = float(np.count_nonzero(pixels <= CLIP_LOW)) / max(1, pixels.size)
+    bright = float(np.count_nonzero(pixels >= CLIP_HIGH)) / max(1, pixels.size)
+    clipped = dark + bright
     sharp_value = sharpness(gray, region)
+    exposure = exposure_of(brightness, dark, bright, thresholds)
     return Quality(
         in_frame=not sides,
         cut_sides=sides,
@@ -155,6 +170,18 @@ def assess(rgb: np.ndarray, car: Detection | None, thresholds: QualityThresholds
         sharp=sharp_value >= thresholds.min_sharpness,
         brightness=brightness,
         clipped_fraction=clipped,
-        exposure_ok=thresholds.min_brightness <= brightness <= thresholds.max_brightness
-        and clipped <= thresholds.max_clipped_fraction,
+        exposure_ok=exposure == "ok",
+        exposure=exposure,
     )
+
+
+def exposure_of(brightness: float, dark: float, bright: float, thresholds: QualityThresholds) -> str:
+    """ok, too_dark or too_bright: the brightness bounds first; past the clipped share, the larger clipped end
+    (black or white pixels) names the direction."""
+    if brightness < thresholds.min_brightness:
+        return "too_dark"
+    if brightness > thresholds.max_brightness:
+        return "too_bright"
+    if dark + bright > thresholds.max_clipped_fraction:
+        return "too_dark" if dark > bright else "too_bright"
+    return "ok"

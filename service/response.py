@@ -10,7 +10,7 @@ from .backends.base import DetectionBackend
 from .guidance import Guidance, guide
 from .imaging import DecodedImage
 from .postprocess import PoseEstimate
-from .quality import Quality, QualityThresholds
+from .quality import Quality
 from .schemas import CarOut, FixOut, GuidanceOut, ImageOut, ModelOut, PartOut, PoseResponse, QualityOut, WheelOut
 
 
@@ -66,6 +66,9 @@ def quality_out(quality: Quality | None) -> QualityOut | None:
         brightness=round(quality.brightness, 3),
         clipped_fraction=round(quality.clipped_fraction, 3),
         exposure_ok=quality.exposure_ok,
+        exposure=quality.exposure,
+        whole_car=quality.whole_car,
+        other_cars=quality.other_cars,
     )
 
 
@@ -81,8 +84,8 @@ def guidance_out(guidance: Guidance | None) -> GuidanceOut | None:
     )
 
 
-def with_guidance(pose: PoseResponse, target_view: str | None, thresholds: QualityThresholds) -> PoseResponse:
+def with_guidance(pose: PoseResponse, target_view: str | None) -> PoseResponse:
     """The answer with `guidance` toward `target_view` (unchanged, guidance null, without a target)."""
     if target_view is None:
         return pose
-    return pose.model_copy(update={"guidance": guidance_out(guide(pose, target_view, thresholds))})
+    return pose.model_copy(update={"guidance": guidance_out(guide(pose, target_view))})

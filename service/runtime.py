@@ -14,6 +14,7 @@ import numpy as np
 
 from .backends.base import DetectionBackend
 from .exceptions import PoseError
+from .framing import extent_of, prominent_other_cars, whole_car
 from .imaging import DecodedImage, decode_upload
 from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose
 from .quality import Quality, QualityThresholds, assess
@@ -89,8 +90,16 @@ class Runtime:
         return estimate_pose(detections, (image.width, image.height), config)
 
     def quality(self, image: DecodedImage, pose: PoseEstimate) -> Quality | None:
-        """Framing, size, sharpness and exposure of the posed car, on the same pixels as the pose."""
-        return assess(image.rgb, pose.car, self.quality_thresholds)
+        """Framing, size, sharpness and exposure of the posed car, on the same pixels as the pose; whether the
+        whole car is shown and no other car competes with it (service.framing)."""
+        quality = assess(image.rgb, pose.car, self.quality_thresholds)
+        if quality is None:
+            return None
+        return replace(
+            quality,
+            whole_car=whole_car(extent_of(pose, (image.width, image.height))),
+            other_cars=prominent_other_cars(pose, self.quality_thresholds.other_car_min_size),
+        )
 
     def predict(self, image: bytes | np.ndarray, min_confidence: float | None = None) -> Prediction:
         clock = Stopwatch()

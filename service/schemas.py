@@ -50,7 +50,9 @@ class ModelOut(BaseModel):
 class QualityOut(BaseModel):
     """Is the photo usable? Measured on the main car at the working size; thresholds are POSE_QUALITY_* settings."""
 
-    ok: bool = Field(description="All verdicts true: in_frame, large_enough, sharp, exposure_ok")
+    ok: bool = Field(
+        description="All verdicts true: in_frame, large_enough, sharp, exposure_ok, whole_car, and other_cars == 0"
+    )
     in_frame: bool = Field(description="The car is not cut off by the image border")
     cut_sides: list[Literal["left", "right", "top", "bottom"]] = Field(
         description="Image borders that cut the car (its box within POSE_QUALITY_EDGE_TOLERANCE and mask pixels there)"
@@ -67,6 +69,20 @@ class QualityOut(BaseModel):
         description="brightness within POSE_QUALITY_MIN/MAX_BRIGHTNESS and clipped_fraction <= "
         "POSE_QUALITY_MAX_CLIPPED_FRACTION"
     )
+    exposure: Literal["ok", "too_dark", "too_bright"] = Field(
+        "ok", description="Which way exposure_ok fails: the brightness bound crossed, or the larger clipped end"
+    )
+    whole_car: bool = Field(
+        True,
+        description="Not a close-up of a part or a section: the car's visible extent (box and parts) does not span "
+        "the frame and the parts include the faces and wheels a whole car shows (docs/quality.md)",
+    )
+    other_cars: int = Field(
+        0,
+        ge=0,
+        description="Other cars whose visible box is at least POSE_QUALITY_OTHER_CAR_MIN_SIZE of the posed car's "
+        "box area: a buyer could take them for it",
+    )
 
 
 class PoseResponse(BaseModel):
@@ -76,8 +92,9 @@ class PoseResponse(BaseModel):
         description="Yaw: 0 = front faces the camera, 90 = left side, 180 = back, 270 = right side"
     )
     tilt_deg: float | None = Field(
-        description="Front-to-rear wheel line vs the image horizontal, counter-clockwise positive; "
-        "null with fewer than two wheels on one side"
+        description="Slope of the front-to-rear wheel line vs the image horizontal, counter-clockwise positive; "
+        "null with fewer than two wheels on one side. Perspective makes it tens of degrees on level photos of "
+        "diagonal views: it is not camera roll"
     )
     confidence: float = Field(ge=0, le=1)
     reason: Reason | None = Field(description="Why view is null or partial; null when the full pose was given")
@@ -133,6 +150,9 @@ class PoseResponse(BaseModel):
                         "brightness": 0.43,
                         "clipped_fraction": 0.02,
                         "exposure_ok": True,
+                        "exposure": "ok",
+                        "whole_car": True,
+                        "other_cars": 0,
                     },
                 }
             ]
@@ -155,9 +175,11 @@ class CoveragePhoto(BaseModel):
     pose: PoseResponse | None = Field(description="The photo's answer, as POST /pose gives it; null on error")
     error: ErrorDetail | None = Field(description="Why this photo got no answer; the other photos are unaffected")
     usable: bool = Field(description="It covers its view: a view (confidence over min_confidence) and quality.ok")
-    problems: list[Literal["error", "no_car", "no_view", "cut_off", "too_small", "blurred", "badly_exposed"]] = Field(
-        description="Why it does not count: error, no_car, no_view (see pose.reason), or a failed quality check"
-    )
+    problems: list[
+        Literal[
+            "error", "no_car", "no_view", "cut_off", "close_up", "other_car", "too_small", "blurred", "badly_exposed"
+        ]
+    ] = Field(description="Why it does not count: error, no_car, no_view (see pose.reason), or a failed quality check")
 
 
 class CoverageResponse(BaseModel):

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     quality_max_clipped_fraction: float = Field(
         0.2, ge=0.0, le=1.0, description="quality.exposure_ok: most share of black or white car pixels"
     )
+    quality_other_car_min_size: float = Field(
+        0.3,
+        ge=0.0,
+        description="quality.other_cars: another car counts when its box outside the posed car's box is at least "
+        "this share of the posed car's box area; 0 = every other car counts",
+    )
 
     rekognition_enabled: bool = Field(False, description="Enable POST /pose/rekognition")
     rekognition_region: str = Field("us-east-1", description="AWS region of Rekognition")
@@ -95,6 +101,13 @@ class Settings(BaseSettings):
     )
 
     coverage_max_images: int = Field(24, ge=1, le=256, description="Photos per POST /coverage; 413 above")
+    coverage_min_confidence: float = Field(
+        0.93,
+        ge=0.0,
+        le=1.0,
+        description="POST /coverage counts a view only at this confidence or more (default of its min_confidence; "
+        "the floor where the default model's eight-way view is right >= 97% on held-out photos, docs/views.md)",
+    )
     coverage_max_total_bytes: int = Field(
         60_000_000, gt=0, description="Body size limit of POST /coverage (all its photos together); 413 above"
     )

@@ -65,6 +65,8 @@ class PoseConfig:
     rule_veto_free_deg: float = 67.5
     # ...up to a factor exp(-this x rule confidence) on the opposite side (0 = the classifier alone decides).
     rule_veto_strength: float = 5.0
+    # A view that contradicts clear front/back parts is withheld, none without parts is confident (evidence.py).
+    evidence_check: bool = True
 
 
 DEFAULT_CONFIG = PoseConfig()

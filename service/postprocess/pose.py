@@ -80,6 +80,12 @@ A backend with a learned view classifier attaches `view_probs` (8 probabilities,
 is kept when it lies in that view's bin, else moved 1 degree inside the nearer edge, and without a rule azimuth
 it is the probability-weighted circular mean of the bin and its neighbours. `PoseConfig.min_confidence`
 withholds a view below it (`low_confidence`), keeping the azimuth as the best guess.
+
+Evidence check
+--------------
+Before the floor, `evidence.check_evidence` withholds a view that contradicts clear front or back parts
+(`view_ambiguous`) and caps the confidence of a view without any part: the classifier reads appearance, which
+overexposure or blur can turn 180 degrees.
 """
 
 from __future__ import annotations
@@ -94,6 +100,7 @@ import numpy as np
 from .cars import assign_parts, image_frame, scene_of, too_small
 from .config import DEFAULT_CONFIG, PoseConfig
 from .cues import part_evidence
+from .evidence import check_evidence
 from .geometry import coarse_view_of, view_of, wrap_deg
 from .types import Detection, PoseEstimate
 from .view_probs import classifier_azimuth, valid_view_probs, with_rule_veto
@@ -135,6 +142,8 @@ def estimate_pose_unguarded(
     # too small for the rule is too small for a crop classifier as well.
     if probs is not None and pose.reason not in (REASON_NO_CAR, REASON_CAR_TOO_SMALL):
         pose = _with_classifier(pose, probs, cfg)
+    if cfg.evidence_check:
+        pose = check_evidence(pose)  # the view may not contradict the parts (evidence.py)
     if pose.view is not None and pose.confidence < cfg.min_confidence:
         # Below the requested floor: the azimuth stays as the best guess, the view is withheld.
         pose = replace(pose, view=None, coarse_view=None, reason=REASON_LOW_CONFIDENCE)
@@ -194,6 +203,7 @@ def _rule_pose(detections: Sequence[Detection], image_size: tuple[int, int], cfg
             "wheels": wheels,
             "parts": parts,
             "wheel_line": None,
+            "other_cars": scene.other_cars,
         }
         base.update(kw)
         return PoseEstimate(**base)  # type: ignore[arg-type]

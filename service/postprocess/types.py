@@ -45,3 +45,4 @@ class PoseEstimate:
     wheels: list[Detection]
     parts: list[Detection]
     wheel_line: tuple[Point, Point] | None
+    other_cars: list[Detection] = field(default_factory=list)  # the scene's other cars (duplicates merged)

@@ -23,8 +23,10 @@ from service.postprocess import (
 from service.postprocess.geometry import angle_diff_deg
 from tests.postprocess.test_edge_cases import CAR, SIZE, check_invariants, front_parts, wheel
 
-# The hook's mechanics without the rule's veto (tested on its own below).
-NO_VETO = PoseConfig(rule_veto_strength=0.0)
+# The hook's mechanics without the rule's veto (tested on its own below) and without the evidence check
+# (evidence.py withholds a view opposite these clear front parts; tests/service/test_framing.py tests it).
+NO_VETO = PoseConfig(rule_veto_strength=0.0, evidence_check=False)
+HOOK = PoseConfig(evidence_check=False)
 
 
 def probs_for(view: str, p: float = 0.8) -> tuple[float, ...]:
@@ -91,7 +93,7 @@ def test_the_rule_reaches_one_bin_beyond_the_chosen_view() -> None:
     # Rule at 0 (front). front_left's edge (22.5) is within one bin of it: the rule sets the near edge (the
     # parametrised test above). left's edge (67.5) is 1.5 bins away and back_left further: the probabilities.
     for view, expected in (("left", 90.0), ("back_left", 135.0)):
-        pose = estimate_pose([with_probs(probs_for(view)), *front_parts()], SIZE)
+        pose = estimate_pose([with_probs(probs_for(view)), *front_parts()], SIZE, HOOK)
         check_invariants(pose)
         assert pose.azimuth_deg == pytest.approx(expected, abs=0.05), view
 
@@ -222,7 +224,7 @@ def test_the_rule_vetoes_a_split_classifier_on_the_opposite_side() -> None:
     # The rule reads front parts (front, with some confidence); the classifier leans back but also holds front.
     rule = estimate_pose([CAR, *front_parts()], SIZE)
     assert rule.view == "front" and rule.confidence > 0.3
-    pose = estimate_pose([with_probs(split("back", 0.55, "front", 0.40)), *front_parts()], SIZE)
+    pose = estimate_pose([with_probs(split("back", 0.55, "front", 0.40)), *front_parts()], SIZE, HOOK)
     check_invariants(pose)
     assert pose.view == "front" and pose.coarse_view == "front"
     assert pose.confidence > 0.4  # renormalised: the vetoed back no longer takes its share
@@ -232,8 +234,11 @@ def test_the_rule_vetoes_a_split_classifier_on_the_opposite_side() -> None:
 
 def test_a_confident_classifier_wins_over_the_rule() -> None:
     # A sure rule (these synthetic front parts: confidence ~0.8) keeps ~1.7% of a view on the opposite side.
-    pose = estimate_pose([with_probs(split("back", 0.995, "front", 0.004)), *front_parts()], SIZE)
+    pose = estimate_pose([with_probs(split("back", 0.995, "front", 0.004)), *front_parts()], SIZE, HOOK)
     assert pose.view == "back" and pose.coarse_view == "back"
+    # ...but not over clear parts of the other end: the evidence check (on by default) withholds the view.
+    checked = estimate_pose([with_probs(split("back", 0.995, "front", 0.004)), *front_parts()], SIZE)
+    assert checked.view is None and checked.reason == REASON_VIEW_AMBIGUOUS and checked.confidence <= 0.2
 
 
 def test_the_veto_never_pulls_toward_the_rule_within_reach() -> None:

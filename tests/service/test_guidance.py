@@ -17,12 +17,9 @@ from PIL import Image, ImageFilter
 from models.paths import DEFAULT_TURNTABLE_DIR
 from service.guidance import FIX_CODES, guide, next_view, walk_to, wrap_deg
 from service.postprocess.vocabulary import VIEWS
-from service.quality import QualityThresholds
 from service.schemas import CarOut, ImageOut, ModelOut, PoseResponse, QualityOut
 from service.settings import REPO_ROOT
 from tests.service.helpers import assert_error
-
-THRESHOLDS = QualityThresholds.defaults()
 
 
 def answer(view: str | None, azimuth: float | None, car: bool = True, **quality: object) -> PoseResponse:
@@ -82,15 +79,15 @@ def test_wrap_stays_in_its_half_open_range() -> None:
 
 
 def test_off_target_says_which_way_to_walk() -> None:
-    left = guide(answer("front", 0.0), "front_right", THRESHOLDS)  # clockwise: the seller's left
+    left = guide(answer("front", 0.0), "front_right")  # clockwise: the seller's left
     assert not left.on_target and left.walk_deg == 45.0 and [f.code for f in left.fixes] == ["walk_left"]
     assert "45°" in left.fixes[0].message and "front right" in left.fixes[0].message
-    right = guide(answer("front", 0.0), "front_left", THRESHOLDS)
+    right = guide(answer("front", 0.0), "front_left")
     assert right.walk_deg == -45.0 and [f.code for f in right.fixes] == ["walk_right"]
 
 
 def test_on_target_and_good_is_ready() -> None:
-    result = guide(answer("front_left", 50.0), "front_left", THRESHOLDS)
+    result = guide(answer("front_left", 50.0), "front_left")
     assert result.on_target and result.fixes == [] and result.ready and result.walk_deg == 5.0
 
 
@@ -104,8 +101,9 @@ def test_fixes_come_in_the_registry_order() -> None:
         sharp=False,
         brightness=0.05,
         exposure_ok=False,
+        exposure="too_dark",
     )
-    result = guide(pose, "back", THRESHOLDS)
+    result = guide(pose, "back")
     codes = [f.code for f in result.fixes]
     assert codes == ["step_back", "walk_right", "too_dark", "hold_still"]  # 5 -> 180: -175
     assert "left and bottom" in result.fixes[0].message
@@ -113,12 +111,20 @@ def test_fixes_come_in_the_registry_order() -> None:
 
 
 def test_bright_small_and_no_car() -> None:
-    bright = guide(answer("back", 180.0, brightness=0.95, exposure_ok=False, large_enough=False), "back", THRESHOLDS)
+    bright = guide(
+        answer("back", 180.0, brightness=0.95, exposure_ok=False, exposure="too_bright", large_enough=False), "back"
+    )
     assert [f.code for f in bright.fixes] == ["move_closer", "too_bright"] and bright.on_target
-    none = guide(answer(None, None, car=False), "back", THRESHOLDS)
+    none = guide(answer(None, None, car=False), "back")
     assert [f.code for f in none.fixes] == ["no_car"] and none.walk_deg is None and not none.on_target
-    unclear = guide(answer(None, None), "back", THRESHOLDS)
+    unclear = guide(answer(None, None), "back")
     assert [f.code for f in unclear.fixes] == ["unclear_view"]
+
+
+def test_close_up_and_another_car_are_fixes_of_their_own() -> None:
+    crowded = guide(answer("back", 180.0, whole_car=False, other_cars=1), "back")
+    assert [f.code for f in crowded.fixes] == ["show_whole_car", "other_car_in_front"]
+    assert crowded.on_target and not crowded.ready
 
 
 def test_next_view_is_the_closest_missing_one_and_keeps_the_direction() -> None:

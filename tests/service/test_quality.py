@@ -115,7 +115,11 @@ def test_every_pose_answer_has_quality(photo_client: TestClient) -> None:
         "brightness",
         "clipped_fraction",
         "exposure_ok",
+        "exposure",
+        "whole_car",
+        "other_cars",
     }
     assert quality["ok"] is True
+    assert quality["whole_car"] is True and quality["other_cars"] == 0 and quality["exposure"] == "ok"
     schema = photo_client.get("/openapi.json").json()["components"]["schemas"]
     assert "quality" in schema["PoseResponse"]["properties"] and "QualityOut" in schema

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
-from service.postprocess import PoseEstimate
-from service.render import caption
+from service.postprocess import Detection, PoseEstimate
+from service.render import PART_COLOR, caption, place_labels, render_pose
 
 
 def pose(azimuth: float | None, view: str | None = "front") -> PoseEstimate:
@@ -22,3 +25,26 @@ def test_the_yaw_stays_below_360_after_rounding(azimuth: float, shown: str) -> N
 
 def test_no_pose_says_why() -> None:
     assert caption(pose(None, view=None)) == "no pose: no_car"
+
+
+def test_part_labels_never_overlap() -> None:
+    # Eight labels anchored at the same corner (stacked parts): each tag gets its own place on the canvas.
+    rects = place_labels([(100, 50)] * 8, [(120, 20)] * 8, (640, 480))
+    assert all(r[0] >= 0 and r[1] >= 0 and r[2] <= 640 and r[3] <= 480 for r in rects)
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    # A label at the image's right edge is pulled inside it.
+    assert place_labels([(630, 100)], [(120, 20)], (640, 480))[0][2] == 640
+
+
+def test_render_draws_labelled_parts_after_the_boxes() -> None:
+    rgb = np.full((300, 400, 3), 90, np.uint8)
+    parts = [
+        Detection("front_bumper", (50.0, 150.0, 350.0, 250.0), 0.9),
+        Detection("hood", (52.0, 60.0, 340.0, 152.0), 0.9),
+    ]
+    drawn = render_pose(rgb, replace(pose(30.0), parts=parts))
+    assert drawn.shape == rgb.shape
+    # The tags are filled in the part colour (the boxes alone are 1-2 px lines).
+    assert int(np.all(drawn == PART_COLOR, axis=2).sum()) > 500

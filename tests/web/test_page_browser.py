@@ -102,7 +102,7 @@ def assert_page_matches_api(page: Any, expected: dict[str, Any]) -> None:
     assert page.is_visible("#quality-box") == (quality is not None)
     if quality is not None:
         assert page.get_attribute("#quality-verdict", "data-ok") == str(quality["ok"]).lower()
-        for check in ("in_frame", "large_enough", "sharp", "exposure_ok"):
+        for check in ("in_frame", "large_enough", "sharp", "exposure_ok", "whole_car"):
             item = f'#quality li[data-check="{check}"]'
             assert page.get_attribute(item, "data-ok") == str(quality[check]).lower()
     # The annotated image is the API's rendering, decoded by the browser.
@@ -205,7 +205,7 @@ def rich_response(rendered_image: str) -> dict[str, Any]:
         "coarse_view": "front",
         "azimuth_deg": 41.0,
         "tilt_deg": -1.5,
-        "confidence": 0.82,
+        "confidence": 0.96,
         "reason": None,
         "cars_detected": 1,
         "car": {"box": [10, 10, 300, 200], "score": 0.98},
@@ -244,6 +244,9 @@ def test_full_result_dial_and_escaping(
         assert page.get_attribute("#dial-car", "transform") == "rotate(41.0)"
         assert "toward the camera and the image's left" in page.text_content("#dial-caption")
         assert page.text_content("#tilt").startswith("-1.5°")
+        # The wheel line's slope is perspective, not a crooked photo (issue 21).
+        assert "wheel-line slope" in page.text_content("#tilt") and "lower" not in page.text_content("#tilt")
+        assert page.get_attribute("#view", "data-unsure") == "false"
         assert page.locator("#parts tbody tr").count() == 5
         assert page.text_content("#parts tbody tr:first-child td") == "front bumper"
         assert XSS.replace("_", " ") in page.text_content("#parts tbody")  # labels in words, as text
@@ -390,6 +393,75 @@ def test_keyboard_reaches_file_input_and_send(
         page.wait_for_selector("#result:not([hidden]), #status[data-state='error']", state="visible", timeout=120_000)
         assert page.is_visible("#result")
         assert page.get_attribute("#status", "aria-live") == "polite"
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_low_confidence_and_verdicts_in_words(
+    playwright_browser: Any, tiny_server: LiveServer, clear_view_image: Path, artifacts_dir: Path
+) -> None:
+    """A doubtful view is marked "not sure"; a close-up, another car and the exposure's direction are said in words;
+    sharpness is words, not a bare number."""
+    rendered = tiny_server.pose(clear_view_image, render=True)["rendered_image"]
+    quality = {
+        "ok": False,
+        "in_frame": True,
+        "cut_sides": [],
+        "car_fraction": 0.4,
+        "large_enough": True,
+        "sharpness": 812.4,
+        "sharp": True,
+        "brightness": 0.84,
+        "clipped_fraction": 0.6,
+        "exposure_ok": False,
+        "exposure": "too_bright",
+        "whole_car": False,
+        "other_cars": 1,
+    }
+    body = rich_response(rendered) | {"confidence": 0.585, "view": "back_left", "quality": quality}
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, tiny_server)
+        page.route("**/pose?*", answer(200, body))
+        upload_and_wait(page, clear_view_image)
+        assert page.get_attribute("#view", "data-unsure") == "true"
+        assert "not sure: retake or check" in page.text_content("#view")
+        assert "not sure" in page.text_content("#confidence")
+        checks = {
+            key: page.text_content(f'#quality li[data-check="{key}"]')
+            for key in ("sharp", "exposure_ok", "whole_car", "other_cars")
+        }
+        assert "812" not in checks["sharp"] and "Sharp" in checks["sharp"]
+        assert "too bright" in checks["exposure_ok"] and "too dark" not in checks["exposure_ok"]
+        assert "close-up" in checks["whole_car"]
+        assert page.get_attribute('#quality li[data-check="whole_car"]', "data-ok") == "false"
+        assert "Another car" in checks["other_cars"]
+        page.screenshot(path=artifacts_dir / "desktop_not_sure.png", full_page=True)
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_one_label_per_file_picker(playwright_browser: Any, tiny_server: LiveServer, clear_view_image: Path) -> None:
+    """The label is the picker: the browser's own file button is not shown beside it, and the label still
+    opens the input (keyboard focus reaches it, a chosen file is taken)."""
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, tiny_server)
+        box = page.eval_on_selector(
+            "#file", "e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; }"
+        )
+        assert box[0] <= 1 and box[1] <= 1, box
+        assert page.eval_on_selector("#file", "e => getComputedStyle(e).opacity") == "0"
+        assert page.is_visible("label[for='file']")
+        with page.expect_file_chooser() as chooser:
+            page.click("label[for='file']")
+        chooser.value.set_files(str(clear_view_image))
+        page.wait_for_selector("#chosen:not([hidden])")
+        page.focus("#file")
+        outline = page.eval_on_selector("label[for='file']", "l => getComputedStyle(l).outlineStyle")
+        assert outline not in ("none", ""), outline
         watch.check()
     finally:
         context.close()

@@ -111,3 +111,38 @@ def test_the_page_asks_for_a_key_and_sends_it(
     finally:
         context.close()
     assert KEY not in keyed_server.log_tail(100_000)
+
+
+def test_set_mode_required_picker_thumbnails_and_confidence(
+    playwright_browser: Any, tiny_server: LiveServer, set_files: list[Path], artifacts_dir: Path
+) -> None:
+    """`?required=` preselects the picker, the request carries the ticked views, each photo has its thumbnail
+    and its confidence (marked "not sure" below the floor)."""
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        page.goto(tiny_server.url + "/?required=front,back")
+        page.wait_for_selector("body[data-backends-loaded='true']", state="attached")
+        page.check('input[name="mode"][value="set"]')
+        ticked = page.eval_on_selector_all("#required-views input:checked", "els => els.map(e => e.value)")
+        assert ticked == ["front", "back"]
+        page.check('#required-views input[value="left"]')
+        page.set_input_files("#set-files", [str(f) for f in set_files])
+        with page.expect_request("**/coverage?*") as sent:
+            page.click("#set-send")
+        assert "required=front%2Cleft%2Cback" in sent.value.url
+        page.wait_for_selector("#set-result:not([hidden])", state="visible", timeout=120_000)
+        states = page.eval_on_selector_all("#checklist li", "els => els.map(e => e.dataset.view)")
+        assert states == ["front", "left", "back"]
+        page.wait_for_function("() => [...document.querySelectorAll('#set-photos img.thumb')].every(i => i.complete)")
+        widths = page.eval_on_selector_all("#set-photos img.thumb", "els => els.map(e => e.naturalWidth)")
+        assert len(widths) == 2 and all(w > 0 for w in widths)  # the text file (an error) gets none
+        confidences = page.locator("#set-photos .photo-confidence")
+        assert confidences.count() == 2  # the two photos have an answer, the text file an error
+        for i in range(2):
+            text = confidences.nth(i).text_content()
+            unsure = confidences.nth(i).get_attribute("data-unsure") == "true"
+            assert "%" in text and (("not sure" in text) == unsure)
+        page.screenshot(path=artifacts_dir / "desktop_coverage_picker.png", full_page=True)
+        watch.check()
+    finally:
+        context.close()

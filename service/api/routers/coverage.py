@@ -24,7 +24,6 @@ from ...exceptions import ClientGone, PoseError
 from ...gate import DecodeLimiter, InferenceGate
 from ...guidance import next_view
 from ...postprocess.vocabulary import VIEWS
-from ...quality import QualityThresholds
 from ...response import with_guidance
 from ...schemas import CoveragePhoto, CoverageResponse, ErrorDetail, View
 from ...settings import Settings
@@ -40,7 +39,9 @@ FIELD = "images"
 COVERAGE_PATH = "/coverage"
 
 REQUIRED_DESCRIPTION = f"Comma list of the views the set must show; default all eight: {','.join(VIEWS)}"
-MIN_CONFIDENCE_DESCRIPTION = "A photo counts for its view only above this confidence; default POSE_MIN_CONFIDENCE"
+MIN_CONFIDENCE_DESCRIPTION = (
+    "A photo counts for its view only above this confidence; default POSE_COVERAGE_MIN_CONFIDENCE"
+)
 TARGET_VIEW_DESCRIPTION = (
     "Guided capture: each photo's `pose.guidance` aims at this view; without it, at the answer's `next_view` "
     "(no guidance once the set is complete). Unknown views are 422 validation_error"
@@ -110,6 +111,8 @@ async def coverage(
         views = parse_required(required)
     except ValueError as exc:
         raise RequestValidationError([{"loc": ("query", "required"), "msg": str(exc), "type": "value_error"}]) from exc
+    # A set is where a view is acted on: its own floor, calibrated (docs/views.md), unless the request sets one.
+    floor = settings.coverage_min_confidence if min_confidence is None else min_confidence
     try:
         photos = await read_photos(request, settings)
         entries: list[CoveragePhoto] = []
@@ -117,9 +120,7 @@ async def coverage(
             pose, error = None, None
             try:
                 data = await upload.read(settings.max_upload_bytes + 1)
-                pose = await pose_from_upload(
-                    data, backend, gate, settings, False, decoder, client_gone, min_confidence
-                )
+                pose = await pose_from_upload(data, backend, gate, settings, False, decoder, client_gone, floor)
             except PoseError as exc:  # this photo's problem only; the set goes on
                 error = ErrorDetail(code=exc.code, message=exc.message)
             except ClientGone:
@@ -146,10 +147,9 @@ async def coverage(
     summary = summarise(poses, views)
     following = next_view(poses, summary.missing)
     target = target_view or following
-    thresholds = QualityThresholds.from_settings(settings)
     for entry in entries:
         if entry.pose is not None:
-            entry.pose = with_guidance(entry.pose, target, thresholds)
+            entry.pose = with_guidance(entry.pose, target)
     return CoverageResponse(
         photos=entries,
         required=views,

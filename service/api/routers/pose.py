@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from ...backends.base import DetectionBackend
 from ...backends.registry import BACKENDS, BackendSpec
 from ...gate import DecodeLimiter, InferenceGate
-from ...quality import QualityThresholds
 from ...response import with_guidance
 from ...schemas import PoseResponse, View
 from ...settings import Settings
@@ -48,7 +47,7 @@ def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
         request.state.backend = backend.name
         data = await read_image(request, settings.max_upload_bytes)
         answer = await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
-        return with_guidance(answer, target_view, QualityThresholds.from_settings(settings))
+        return with_guidance(answer, target_view)
 
     router.add_api_route(
         spec.route,

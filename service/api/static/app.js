@@ -43,11 +43,17 @@
     no_car: "no car found",
     no_view: "the view is not certain enough",
     cut_off: "the car is cut off",
+    close_up: "a close-up, not the whole car",
+    other_car: "another car is prominent",
     too_small: "the car is too small",
     blurred: "blurred",
     badly_exposed: "too dark or too bright",
   };
   const KEY_STORAGE = "carpose-api-key";
+  // POSE_QUALITY_MIN_SHARPNESS's default: four times it is crisp (docs/quality.md: originals' p5 is 547).
+  const SHARP_REFERENCE = 150;
+  // Below this confidence an answer is marked "not sure" (docs/decisions.md: the default POSE_MIN_CONFIDENCE).
+  const SURE_CONFIDENCE = 0.93;
 
   const $ = (id) => document.getElementById(id);
   const form = $("upload");
@@ -73,6 +79,7 @@
 
   let chosenFile = null;
   let chosenSet = [];
+  let sentSet = []; // the files of the last set sent, for its thumbnails
   let previewUrl = null;
   let busy = false;
 
@@ -433,11 +440,22 @@
       ["in_frame", q.in_frame, q.in_frame ? "The whole car is in the photo." : "The car is cut off at the " + sides + " edge."],
       ["large_enough", q.large_enough, "The car fills " + pct(q.car_fraction) + " of the photo" +
         (q.large_enough ? "." : ": step closer.")],
-      ["sharp", q.sharp, q.sharp ? "Sharp (" + (num(q.sharpness, 0) ?? "–") + ")." :
-        "Blurred (sharpness " + (num(q.sharpness, 0) ?? "–") + "): hold the camera still and focus on the car."],
+      ["sharp", q.sharp, sharpnessWords(q)],
       ["exposure_ok", q.exposure_ok, "Brightness " + pct(q.brightness) + ", " + pct(q.clipped_fraction) +
-        " clipped" + (q.exposure_ok ? "." : ": too dark or too bright.")],
+        " black or white" + (q.exposure_ok ? "." : ": " + (EXPOSURE_WORDS[q.exposure] || "badly exposed") + ".")],
+      ["whole_car", q.whole_car !== false, q.whole_car !== false ? "The whole car is shown, not a close-up." :
+        "A close-up of part of the car: step back so the whole car is in the photo."],
+      ["other_cars", !(q.other_cars > 0), q.other_cars > 0 ? "Another car is prominent in the photo (" +
+        String(q.other_cars) + "): a buyer could take it for this one." : "No other car competes for attention."],
     ];
+  }
+
+  const EXPOSURE_WORDS = { too_dark: "too dark", too_bright: "too bright (overexposed)" };
+
+  // Sharpness in words: the number (variance of the Laplacian) means nothing to a seller.
+  function sharpnessWords(q) {
+    if (!q.sharp) return "Blurred: hold the camera still and focus on the car.";
+    return q.sharpness >= 4 * SHARP_REFERENCE ? "Sharp." : "Sharp enough (a little soft).";
   }
 
   function showQuality(q) {
@@ -487,12 +505,17 @@
     if (tilt === null) {
       $("tilt").textContent = "not measured (needs two wheels on the same side of the car)";
     } else {
+      // The slope of the line through two wheels in the image: perspective alone makes it tens of degrees on a
+      // level photo, so it is not presented as a crooked photo (issue 21).
       const t = body.tilt_deg;
-      const how = Math.abs(t) < 0.5 ? "level" : t > 0 ? "right-hand wheel higher" : "right-hand wheel lower";
-      $("tilt").textContent = (t > 0 ? "+" : "") + tilt + "° (" + how + ")";
+      $("tilt").textContent = (t > 0 ? "+" : "") + tilt + "° wheel-line slope in the image (perspective, not camera roll)";
     }
     const confidence = num(body.confidence * 100, 0);
-    $("confidence").textContent = confidence === null ? "–" : confidence + " %";
+    const unsure = body.view && body.confidence < SURE_CONFIDENCE;
+    $("confidence").textContent = (confidence === null ? "–" : confidence + " %") + (unsure ? " · not sure: retake or check" : "");
+    $("confidence").dataset.unsure = unsure ? "true" : "false";
+    view.dataset.unsure = unsure ? "true" : "false";
+    if (unsure) view.textContent = viewWords(body) + " (not sure: retake or check)";
     $("cars").textContent = String(body.cars_detected ?? "–");
     $("wheels").textContent = String(Array.isArray(body.wheels) ? body.wheels.length : "–");
     const model = body.model && body.model.name ? " · " + body.model.name + " " + (body.model.version || "") : "";
@@ -612,6 +635,30 @@
     }
   });
 
+  // The required views: one checkbox per view, all by default; `?required=front,back` in the page's URL
+  // preselects them (the same parameter as POST /coverage).
+  function fillRequiredPicker() {
+    const box = $("required-views");
+    const asked = new URLSearchParams(window.location.search).get("required");
+    const wanted = new Set((asked || "").split(",").map((v) => v.trim()).filter((v) => v in VIEW_WORDS));
+    for (const view of Object.keys(VIEW_WORDS)) {
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.name = "required";
+      input.value = view;
+      input.checked = wanted.size === 0 || wanted.has(view);
+      const label = el("label");
+      label.append(input, document.createTextNode(" " + VIEW_WORDS[view]));
+      box.append(label);
+    }
+  }
+
+  function requiredViews() {
+    return Array.from(document.querySelectorAll("#required-views input:checked")).map((i) => i.value);
+  }
+
+  fillRequiredPicker();
+
   function photoLine(photo) {
     const name = typeof photo.filename === "string" && photo.filename ? photo.filename : "photo " + (photo.index + 1);
     const pose = photo.pose && typeof photo.pose === "object" ? photo.pose : null;
@@ -640,8 +687,27 @@
     const list = $("set-photos");
     list.replaceChildren();
     for (const photo of Array.isArray(body.photos) ? body.photos : []) {
-      const item = el("li", photoLine(photo));
+      const item = el("li");
       item.dataset.usable = photo.usable ? "true" : "false";
+      const file = Number.isInteger(photo.index) ? sentSet[photo.index] : undefined;
+      if (file && !photo.error) {
+        const thumb = document.createElement("img");
+        thumb.className = "thumb";
+        thumb.alt = "";
+        thumb.src = URL.createObjectURL(file);
+        thumb.addEventListener("load", () => URL.revokeObjectURL(thumb.src), { once: true });
+        item.append(thumb);
+      }
+      const text = el("span", photoLine(photo), "photo-line");
+      item.append(text);
+      const pose = photo.pose && typeof photo.pose === "object" ? photo.pose : null;
+      if (pose && typeof pose.confidence === "number") {
+        const unsure = pose.confidence < SURE_CONFIDENCE;
+        const conf = el("span", "confidence " + Math.round(pose.confidence * 100) + " %" +
+          (unsure ? " · not sure: retake or check" : ""), "photo-confidence");
+        conf.dataset.unsure = unsure ? "true" : "false";
+        item.append(conf);
+      }
       list.append(item);
     }
     const missing = Array.isArray(body.missing) ? body.missing : [];
@@ -662,13 +728,20 @@
     }
     const data = new FormData();
     for (const file of chosenSet) data.append("images", file, file.name || "photo.jpg");
+    const required = requiredViews();
+    if (!required.length) {
+      setSetStatus("error", "Tick at least one required view.");
+      return;
+    }
+    sentSet = chosenSet.slice();
     busy = true;
     setResult.hidden = true;
     setSetStatus("busy", "Checking " + chosenSet.length + " photos…");
     let response;
     let body = null;
     try {
-      response = await fetch("/coverage", { method: "POST", body: data, headers: authHeaders() });
+      const query = "?required=" + encodeURIComponent(required.join(","));
+      response = await fetch("/coverage" + query, { method: "POST", body: data, headers: authHeaders() });
       body = await response.json();
     } catch (err) {
       busy = false;
