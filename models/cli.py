@@ -186,7 +186,9 @@ def cmd_train_views(args: argparse.Namespace) -> int:
     from .view_training import train_view_classifier
 
     model_dir = Path(args.model_dir or _default_model_dir())
-    report = train_view_classifier(model_dir, Path(args.views), Path(args.images), device=args.device)
+    report = train_view_classifier(
+        model_dir, Path(args.views), Path(args.images), device=args.device, box_source=args.boxes
+    )
     _print_view_report("held-out (cross-validated) views", report)
     write_report(model_dir)
     return 0
@@ -301,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     tv.add_argument("--views", default=str(DEFAULT_VIEWS_FILE), help="TSV: file name, view, acceptable alternates")
     tv.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
     tv.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    tv.add_argument(
+        "--boxes",
+        default="detector",
+        choices=["detector", "annotations"],
+        help="crop around the detector's main car (what the service sees) or the annotated car (no detector pass)",
+    )
     tv.set_defaults(func=cmd_train_views)
 
     add_runtime_commands(sub)  # predict, serve: the runtime's own (service/cli.py)

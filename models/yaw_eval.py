@@ -10,6 +10,7 @@ the calibration of `confidence` against the true bin. Labels: `file<TAB>yaw_deg[
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,10 @@ def evaluate_yaw(model_dir: Path, labels_path: Path, image_dir: Path, device: st
         if not path.is_file():
             missing += 1
             continue
-        pose = runtime.predict(path.read_bytes()).pose  # decoded as POST /pose decodes uploads
+        prediction = runtime.predict(path.read_bytes())  # decoded as POST /pose decodes uploads
+        pose = prediction.pose
+        # The part rule's own answer on the same detections (postprocessing only), to study the two apart.
+        rule = runtime.pose([replace(d, view_probs=None) for d in prediction.detections], prediction.image)
         rows.append(
             {
                 "file": name,
@@ -54,6 +58,11 @@ def evaluate_yaw(model_dir: Path, labels_path: Path, image_dir: Path, device: st
                 "view": pose.view,
                 "confidence": pose.confidence,
                 "reason": pose.reason,
+                "cars_detected": pose.cars_detected,
+                # The classifier's probabilities (None without one): enough to study the decode offline.
+                "view_probs": None if pose.car is None or pose.car.view_probs is None else list(pose.car.view_probs),
+                "rule": {"azimuth": rule.azimuth_deg, "confidence": rule.confidence, "reason": rule.reason},
+                "car_box": None if pose.car is None else list(pose.car.box),
             }
         )
     elapsed = time.perf_counter() - started
