@@ -245,7 +245,7 @@ def plot_yaw(rows: list[dict[str, Any]], out_dir: Path, title: str) -> tuple[Pat
 
     errors = np.array([signed_error(a, t) for a, t in zip(answered, truth, strict=True)])
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.hist(errors, bins=np.arange(-180, 181, 5))
+    ax.hist(errors, bins=list(range(-180, 181, 5)))
     for edge in (-30, 30):
         ax.axvline(edge, color="grey", lw=0.8, ls="--")
     ax.set_yscale("log")
