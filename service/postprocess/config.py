@@ -65,6 +65,9 @@ class PoseConfig:
     rule_veto_free_deg: float = 67.5
     # ...up to a factor exp(-this x rule confidence) on the opposite side (0 = the classifier alone decides).
     rule_veto_strength: float = 5.0
+    # The rule's azimuth sets the angle inside the classifier's view when within reach (view_probs.py); False: the
+    # yaw the classifier's probabilities encode (better on web photos, worse on the turntable: docs/views.md).
+    rule_sets_angle: bool = True
 
 
 DEFAULT_CONFIG = PoseConfig()

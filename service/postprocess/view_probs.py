@@ -3,7 +3,8 @@
 The classifier (run by a backend on the main car's crop) is trained so that its probabilities also encode the
 yaw: a yaw a fraction f of the way from view k's centre to view k+1's is the target k: 1 - f, k+1: f
 (`models/view_training.py`). `azimuth_from_probs` reads that back from the chosen view and its stronger
-neighbour.
+neighbour. By default the rule's azimuth still sets the angle inside the chosen view when it lies within reach
+(`PoseConfig.rule_sets_angle`): better on the turntable photos, worse on web photos (docs/views.md).
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ import math
 
 import numpy as np
 
-from .geometry import VIEW_BIN_DEG, wrap_deg
+from .geometry import VIEW_BIN_DEG, angle_diff_deg, wrap_deg
 from .vocabulary import VIEWS
 
 # Moved or clamped azimuths end this far inside the bin edge, so that `view_of(azimuth)` is the chosen view
 # also after the API rounds the azimuth to 0.1 degree (a whole degree cost the turntable's half-step positions,
 # which lie on bin edges, exactly that much error).
 EDGE_INSET_DEG = 0.1
+
+# The rule's azimuth sets the angle within the chosen view only while it lies at most one bin beyond that view's
+# edge: a rule one bin off (its typical miss, a three-quarter view read as `front`) still knows which edge is
+# nearer, but a rule that is further off (a back view read as front) knows nothing about the angle inside the bin.
+RULE_REACH_DEG = VIEW_BIN_DEG
 
 
 def valid_view_probs(probs: object) -> np.ndarray | None:
@@ -40,6 +46,17 @@ def valid_view_probs(probs: object) -> np.ndarray | None:
 
 def bin_centre(index: int) -> float:
     return (index % len(VIEWS)) * VIEW_BIN_DEG
+
+
+def into_bin(azimuth: float, index: int) -> float:
+    """`azimuth` when it lies in view `index`'s bin, else the nearest point EDGE_INSET_DEG inside its edge."""
+    centre = bin_centre(index)
+    offset = (wrap_deg(azimuth) - centre + 180.0) % 360.0 - 180.0  # signed, in [-180, 180)
+    half = VIEW_BIN_DEG / 2.0
+    if -half <= offset < half:
+        return wrap_deg(azimuth)
+    limit = half - EDGE_INSET_DEG
+    return wrap_deg(centre + (limit if offset > 0.0 else -limit))
 
 
 def clamp_into_bin(azimuth: float, index: int) -> float:
@@ -84,9 +101,19 @@ def with_rule_veto(
     return weighted / total if total > 0.0 and math.isfinite(total) else probs
 
 
-def classifier_azimuth(probs: np.ndarray, index: int | None = None) -> tuple[int, float]:
-    """(chosen view index, the yaw the probabilities encode inside its bin). `index`: the chosen view when it is not
-    the probs' argmax (after a rule veto). The rule's own azimuth is not used for the angle: on web photos the
-    learned yaw was the better one (docs/decisions.md, issue 19)."""
+def classifier_azimuth(
+    probs: np.ndarray, rule_azimuth: float | None, index: int | None = None, rule_sets_angle: bool = True
+) -> tuple[int, float]:
+    """(chosen view index, azimuth in its bin): with `rule_sets_angle`, the rule's azimuth when it has one within
+    reach of the bin, else (and always without it) the yaw the probabilities encode. `index`: the chosen view when
+    it is not the probs' argmax (after a rule veto)."""
     index = int(np.argmax(probs)) if index is None else index
+    reach = VIEW_BIN_DEG / 2.0 + RULE_REACH_DEG
+    if (
+        rule_sets_angle
+        and rule_azimuth is not None
+        and math.isfinite(rule_azimuth)
+        and angle_diff_deg(rule_azimuth, bin_centre(index)) <= reach
+    ):
+        return index, into_bin(rule_azimuth, index)
     return index, azimuth_from_probs(probs, index)
