@@ -1,10 +1,10 @@
 """A learned view classifier's probabilities -> view, confidence and an azimuth inside the chosen view's bin.
 
-The classifier (run by a backend on the main car's crop) is trained so that its probabilities also encode the
-yaw: a yaw a fraction f of the way from view k's centre to view k+1's is the target k: 1 - f, k+1: f
-(`models/view_training.py`). `azimuth_from_probs` reads that back from the chosen view and its stronger
-neighbour. By default the rule's azimuth still sets the angle inside the chosen view when it lies within reach
-(`PoseConfig.rule_sets_angle`): better on the turntable photos, worse on web photos (docs/views.md).
+The classifier (run by a backend on the main car's crop) knows the eight-way view better than the part rule. By
+default the rule's azimuth sets the angle inside the chosen view when it lies within reach
+(`PoseConfig.rule_sets_angle`), moved just inside the bin when it does not agree. Otherwise the angle is read from
+the probabilities: a classifier trained with `HeadRecipe.yaw_targets` encodes a yaw a fraction f of the way from
+view k's centre to view k+1's as k: 1 - f, k+1: f, and `azimuth_from_probs` reads that back (docs/views.md).
 """
 
 from __future__ import annotations
