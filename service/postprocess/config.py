@@ -67,6 +67,9 @@ class PoseConfig:
     rule_veto_strength: float = 5.0
     # A view that contradicts clear front/back parts is withheld, none without parts is confident (evidence.py).
     evidence_check: bool = True
+    # The rule's azimuth sets the angle inside the classifier's view when within reach (view_probs.py); False: the
+    # yaw the classifier's probabilities encode (better on web photos, worse on the turntable: docs/views.md).
+    rule_sets_angle: bool = True
 
 
 DEFAULT_CONFIG = PoseConfig()

@@ -76,10 +76,11 @@ car's part.
 View classifier
 ---------------
 A backend with a learned view classifier attaches `view_probs` (8 probabilities, `VIEWS` order) to the car
-`select_main_car` picks. Then the view is their argmax and the confidence its probability; the rule's azimuth
-is kept when it lies in that view's bin, else moved 1 degree inside the nearer edge, and without a rule azimuth
-it is the probability-weighted circular mean of the bin and its neighbours. `PoseConfig.min_confidence`
-withholds a view below it (`low_confidence`), keeping the azimuth as the best guess.
+`select_main_car` picks. Then the view is their argmax (after the rule's veto on wrong-side answers) and the
+confidence its probability; the rule's azimuth is kept when it lies in that view's bin, moved 0.1 degree inside
+the nearer edge when it lies within a bin of it, and otherwise (or with `rule_sets_angle=False`) the azimuth is
+the yaw the probabilities encode (`view_probs.azimuth_from_probs`).
+`PoseConfig.min_confidence` withholds a view below it (`low_confidence`), keeping the azimuth as the best guess.
 
 Evidence check
 --------------
@@ -158,8 +159,9 @@ def _with_classifier(pose: PoseEstimate, probs: np.ndarray, cfg: PoseConfig) -> 
         vetoed = with_rule_veto(
             probs, pose.azimuth_deg, pose.confidence, cfg.rule_veto_strength, cfg.rule_veto_free_deg
         )
-    # The veto decides the side; the angle inside the chosen view comes from the classifier's own belief.
-    index, azimuth = classifier_azimuth(probs, pose.azimuth_deg, int(np.argmax(vetoed)))
+    # The veto decides the side; the angle inside the chosen view comes from the rule within reach (by default) or
+    # from the yaw the classifier's probabilities encode.
+    index, azimuth = classifier_azimuth(probs, pose.azimuth_deg, int(np.argmax(vetoed)), cfg.rule_sets_angle)
     probs = vetoed
     azimuth = round(azimuth, 1) % 360.0
     car_w = max(pose.car.width, 1e-6) if pose.car is not None else 1e-6

@@ -1,8 +1,10 @@
 """A learned view classifier's probabilities -> view, confidence and an azimuth inside the chosen view's bin.
 
-The classifier (run by a backend on the main car's crop) knows the eight-way view better than the part rule;
-the rule knows the angle within a view better. So the view and its confidence come from the probabilities,
-and the rule's azimuth is kept when it agrees, or moved just inside the chosen bin when it does not.
+The classifier (run by a backend on the main car's crop) knows the eight-way view better than the part rule. By
+default the rule's azimuth sets the angle inside the chosen view when it lies within reach
+(`PoseConfig.rule_sets_angle`), moved just inside the bin when it does not agree. Otherwise the angle is read from
+the probabilities: a classifier trained with `HeadRecipe.yaw_targets` encodes a yaw a fraction f of the way from
+view k's centre to view k+1's as k: 1 - f, k+1: f, and `azimuth_from_probs` reads that back (docs/views.md).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from .geometry import VIEW_BIN_DEG, angle_diff_deg, wrap_deg
 from .vocabulary import VIEWS
 
 # Moved or clamped azimuths end this far inside the bin edge, so that `view_of(azimuth)` is the chosen view
-# also after the API rounds the azimuth to 0.1 degree.
-EDGE_INSET_DEG = 1.0
+# also after the API rounds the azimuth to 0.1 degree (a whole degree cost the turntable's half-step positions,
+# which lie on bin edges, exactly that much error).
+EDGE_INSET_DEG = 0.1
+
 # The rule's azimuth sets the angle within the chosen view only while it lies at most one bin beyond that view's
 # edge: a rule one bin off (its typical miss, a three-quarter view read as `front`) still knows which edge is
 # nearer, but a rule that is further off (a back view read as front) knows nothing about the angle inside the bin.
@@ -64,13 +68,15 @@ def clamp_into_bin(azimuth: float, index: int) -> float:
 
 
 def azimuth_from_probs(probs: np.ndarray, index: int) -> float:
-    """Probability-weighted circular mean of the chosen bin's centre and its two neighbours, inside the bin."""
+    """The yaw the probabilities encode, inside view `index`'s bin: its centre moved toward the stronger neighbour
+    (the one above on a tie) by that neighbour's share of the pair: the inverse of the training targets, where a
+    share f means f x 45 degrees."""
     n = len(VIEWS)
-    neighbours = [(index - 1) % n, index, (index + 1) % n]
-    rad = np.radians([bin_centre(i) for i in neighbours])
-    weight = probs[neighbours]
-    mean = math.degrees(math.atan2(float(weight @ np.sin(rad)), float(weight @ np.cos(rad))))
-    return clamp_into_bin(mean, index)
+    below, above = float(probs[(index - 1) % n]), float(probs[(index + 1) % n])
+    neighbour, sign = (above, 1.0) if above >= below else (below, -1.0)
+    total = float(probs[index]) + neighbour
+    share = neighbour / total if total > 0.0 else 0.0
+    return clamp_into_bin(bin_centre(index) + sign * VIEW_BIN_DEG * share, index)
 
 
 def with_rule_veto(
@@ -95,13 +101,17 @@ def with_rule_veto(
     return weighted / total if total > 0.0 and math.isfinite(total) else probs
 
 
-def classifier_azimuth(probs: np.ndarray, rule_azimuth: float | None, index: int | None = None) -> tuple[int, float]:
-    """(chosen view index, azimuth in its bin): the rule's azimuth when it has one within reach of the bin,
-    else from the probs. `index`: the chosen view when it is not the probs' argmax (after a rule veto)."""
+def classifier_azimuth(
+    probs: np.ndarray, rule_azimuth: float | None, index: int | None = None, rule_sets_angle: bool = True
+) -> tuple[int, float]:
+    """(chosen view index, azimuth in its bin): with `rule_sets_angle`, the rule's azimuth when it has one within
+    reach of the bin, else (and always without it) the yaw the probabilities encode. `index`: the chosen view when
+    it is not the probs' argmax (after a rule veto)."""
     index = int(np.argmax(probs)) if index is None else index
     reach = VIEW_BIN_DEG / 2.0 + RULE_REACH_DEG
     if (
-        rule_azimuth is not None
+        rule_sets_angle
+        and rule_azimuth is not None
         and math.isfinite(rule_azimuth)
         and angle_diff_deg(rule_azimuth, bin_centre(index)) <= reach
     ):

@@ -64,8 +64,8 @@ def test_unnormalised_probabilities_are_normalised() -> None:
 @pytest.mark.parametrize(
     ("view", "expected"),
     [
-        ("front_left", 23.5),  # rule ~0, bin [22.5, 67.5): moved 1 degree inside the near edge
-        ("front_right", 336.5),  # bin [292.5, 337.5): the other way round
+        ("front_left", 22.6),  # rule ~0, bin [22.5, 67.5): moved 0.1 degree inside the near edge
+        ("front_right", 337.4),  # bin [292.5, 337.5): the other way round
     ],
 )
 def test_rule_azimuth_outside_the_bin_moves_just_inside_it(view: str, expected: float) -> None:
@@ -85,7 +85,7 @@ def test_a_rule_azimuth_beyond_reach_is_not_used_for_the_angle() -> None:
     assert rule.azimuth_deg is not None and 270.0 < rule.azimuth_deg < 360.0, rule
     pose = estimate_pose([with_probs(probs_for("back")), *parts], SIZE, NO_VETO)
     check_invariants(pose)
-    assert pose.azimuth_deg == pytest.approx(180.0, abs=0.05)
+    assert pose.azimuth_deg is not None and angle_diff_deg(pose.azimuth_deg, 180.0) < 2.5  # neighbours pull a little
     assert pose.coarse_view == "back"
 
 
@@ -95,7 +95,7 @@ def test_the_rule_reaches_one_bin_beyond_the_chosen_view() -> None:
     for view, expected in (("left", 90.0), ("back_left", 135.0)):
         pose = estimate_pose([with_probs(probs_for(view)), *front_parts()], SIZE, HOOK)
         check_invariants(pose)
-        assert pose.azimuth_deg == pytest.approx(expected, abs=0.05), view
+        assert pose.azimuth_deg is not None and angle_diff_deg(pose.azimuth_deg, expected) < 2.5, view
 
 
 def test_without_a_rule_azimuth_the_probabilities_give_one() -> None:
@@ -105,21 +105,26 @@ def test_without_a_rule_azimuth_the_probabilities_give_one() -> None:
     pose = estimate_pose([with_probs(probs)], SIZE)
     check_invariants(pose)
     assert pose.view == "front_left" and pose.reason is None
-    # Circular mean of 0, 45, 90 weighted 0.1, 0.6, 0.3: between 45 and 67.5, inside the bin.
-    weighted = list(zip(probs[:3], (math.radians(a) for a in (0.0, 45.0, 90.0)), strict=True))
-    mean = math.degrees(
-        math.atan2(sum(w * math.sin(r) for w, r in weighted), sum(w * math.cos(r) for w, r in weighted))
-    )
-    assert pose.azimuth_deg == pytest.approx(mean, abs=0.05)
-    assert 45.0 < pose.azimuth_deg < 66.5
+    # The stronger neighbour (left, 0.3) holds a third of the pair's mass: a third of the way to its centre.
+    assert pose.azimuth_deg == pytest.approx(45.0 + 45.0 * 0.3 / 0.9, abs=0.05)
 
 
 def test_probability_mean_is_clamped_into_the_bin() -> None:
-    # Equal mass on the chosen view and its right-hand neighbour: the mean sits on the edge -> 1 degree inside.
+    # Equal mass on the chosen view and its neighbour: the yaw sits on the edge -> 0.1 degree inside.
     probs = (0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0)
     pose = estimate_pose([with_probs(probs)], SIZE)
     assert pose.view == "back" and view_of(pose.azimuth_deg) == "back"
-    assert pose.azimuth_deg == pytest.approx(201.5, abs=0.05)
+    assert pose.azimuth_deg == pytest.approx(202.4, abs=0.05)
+
+
+def test_without_rule_sets_angle_the_probabilities_give_the_angle() -> None:
+    # Rule ~0 (front parts), classifier sure of front_left with even neighbours: the diagonal's centre (the
+    # neighbours pull a degree or two), not the rule's azimuth moved to the near edge (22.6).
+    config = PoseConfig(rule_sets_angle=False)
+    pose = estimate_pose([with_probs(probs_for("front_left")), *front_parts()], SIZE, config)
+    check_invariants(pose)
+    assert pose.view == "front_left" and pose.azimuth_deg is not None
+    assert angle_diff_deg(pose.azimuth_deg, 45.0) < 2.5
 
 
 def test_ambiguous_parts_with_probabilities_still_give_a_view() -> None:
@@ -130,7 +135,8 @@ def test_ambiguous_parts_with_probabilities_still_give_a_view() -> None:
     assert estimate_pose([CAR, *parts], SIZE).reason == REASON_VIEW_AMBIGUOUS
     pose = estimate_pose([with_probs(probs_for("left")), *parts], SIZE)
     check_invariants(pose)
-    assert (pose.view, pose.reason, pose.azimuth_deg) == ("left", None, 90.0)
+    assert (pose.view, pose.reason) == ("left", None)
+    assert pose.azimuth_deg is not None and angle_diff_deg(pose.azimuth_deg, 90.0) < 2.5
 
 
 def test_side_view_from_probabilities_uses_side_wheels_for_tilt() -> None:
