@@ -18,6 +18,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from service.backends.detectron import DetectronBackend
+from service.console import progress
 from service.postprocess import VIEWS, PoseConfig, estimate_pose
 from service.postprocess.vocabulary import WHEEL_LABEL
 from service.runtime import Runtime
@@ -123,7 +124,7 @@ def evaluate(
     view_pairs: list[tuple[str, str]] = []
     coarse_pairs: list[tuple[str, str]] = []
     backend.detect_array(np.zeros((512, 512, 3), np.uint8))  # warm-up, not timed
-    for image in coco_json["images"]:
+    for image in progress(coco_json["images"], desc=f"carpose eval ({split})", unit="photo"):
         rgb = np.asarray(Image.open(split_dir / "JPEGImages" / image["file_name"]).convert("RGB"))
         result = runtime.predict(rgb)
         detections = result.detections

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from service.backends.detectron import DetectronBackend
+from service.console import progress
 from service.postprocess import VIEWS, PoseConfig
 from service.runtime import Runtime
 
@@ -37,7 +38,7 @@ def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_th
     backend = DetectronBackend(model_dir, device=device, score_threshold=score_threshold)
     runtime = Runtime(backend, PoseConfig(score_threshold=score_threshold))
     rows: list[dict[str, Any]] = []
-    for path in sorted(turntable_dir.iterdir()):
+    for path in progress(sorted(turntable_dir.iterdir()), desc="carpose turntable", unit="photo"):
         match = NAME_PATTERN.match(path.name)
         if not match:
             continue

@@ -14,6 +14,7 @@ from typing import Any
 
 from service.backends.detectron import DetectronBackend
 from service.backends.view_classifier import MODEL_CARD_KEY
+from service.console import progress
 from service.postprocess import PoseConfig
 from service.runtime import Runtime
 
@@ -28,7 +29,8 @@ def evaluate_views(model_dir: Path, labels_path: Path, image_dir: Path, device: 
     trained_on = set(entry.get("training_photos", []))
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for path, label in iter_labelled(read_view_labels(labels_path), image_dir):
+    labelled = list(iter_labelled(read_view_labels(labels_path), image_dir))
+    for path, label in progress(labelled, desc="carpose eval --views", unit="photo"):
         pose = runtime.predict(path.read_bytes()).pose  # decoded as POST /pose decodes uploads
         rows.append({"file": path.name, "label": label, "pose": pose, "seen": path.name in trained_on})
     elapsed = time.perf_counter() - started

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from service.backends.view_classifier import (
     softmax,
     to_tensor,
 )
+from service.console import progress
 from service.modeling.mobilenet import imagenet_features_state, imagenet_weights_path
 from service.postprocess import VIEWS, PoseConfig, estimate_pose
 from service.postprocess.geometry import VIEW_BIN_DEG
@@ -225,8 +225,8 @@ def build_features(
     """Trunk features of every photo's crops and their mirror rows, with each row's target."""
     rng = np.random.default_rng(recipe.seed)
     feats, photo, target, exact = [], [], [], []
-    started = time.perf_counter()
-    for index, (path, box, yaw) in enumerate(zip(images, boxes, yaws, strict=True)):
+    photos = list(zip(images, boxes, yaws, strict=True))
+    for index, (path, box, yaw) in enumerate(progress(photos, desc="train-views: features", unit="photo")):
         rgb = load_rgb(path)
         crops = [crop_car(rgb, tuple(box), spec)]  # type: ignore[arg-type]
         crops += [crop_car(rgb, jittered_box(box, rng, recipe.jitter), spec) for _ in range(recipe.jitter_variants)]
@@ -239,8 +239,6 @@ def build_features(
             photo += [index, index]
             target += [soft_view_target(yaw), soft_view_target(-yaw)]  # a mirror image negates the yaw
             exact += [variant == 0, variant == 0]
-        if index % 50 == 0:
-            log.warning("features: %d/%d photos, %.0f s", index, len(images), time.perf_counter() - started)
     return FeatureSet(np.concatenate(feats), np.array(photo), np.stack(target), np.array(exact, dtype=bool))
 
 
@@ -359,14 +357,11 @@ def main_car_boxes(model_dir: Path, images: Sequence[Path], device: str) -> list
     backend = DetectronBackend(model_dir, device=device)
     backend.view_classifier = None  # only the car box is wanted, never a previous classifier's opinion
     boxes = []
-    started = time.perf_counter()
-    for index, path in enumerate(images):
+    for path in progress(images, desc="train-views: car boxes", unit="photo"):
         rgb = load_rgb(path)
         height, width = rgb.shape[:2]
         car = backend.main_car(backend.detect_array(rgb), (width, height))
         boxes.append(car.box if car is not None else (0.0, 0.0, float(width), float(height)))
-        if index % 50 == 0:
-            log.warning("detector: %d/%d photos, %.0f s", index, len(images), time.perf_counter() - started)
     return boxes
 
 

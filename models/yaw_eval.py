@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from service.backends.detectron import DetectronBackend
+from service.console import progress
 from service.postprocess import PoseConfig
 from service.runtime import Runtime
 
@@ -41,7 +42,7 @@ def evaluate_yaw(model_dir: Path, labels_path: Path, image_dir: Path, device: st
     rows: list[dict[str, Any]] = []
     missing = 0
     started = time.perf_counter()
-    for name in sorted(labels):
+    for name in progress(sorted(labels), desc="carpose eval --yaw", unit="photo"):
         path = image_dir / name
         if not path.is_file():
             missing += 1
