@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from .postprocess.geometry import VIEW_BIN_DEG
 from .postprocess.vocabulary import VIEWS
 
 if TYPE_CHECKING:  # schemas imports FIX_CODES from here; at runtime the pose answer is only read
     from .schemas import PoseResponse
 
-VIEW_STEP_DEG = 360.0 / len(VIEWS)  # view i is centred on azimuth i * 45
 # walk_deg is rounded to this many degrees in the sentence (a seller cannot walk 37.2 degrees).
 SENTENCE_ROUND_DEG = 5
 
@@ -103,7 +103,7 @@ def wrap_deg(angle: float) -> float:
 
 
 def view_center(view: str) -> float:
-    return VIEWS.index(view) * VIEW_STEP_DEG
+    return VIEWS.index(view) * VIEW_BIN_DEG  # view i is centred on azimuth i * 45
 
 
 def walk_to(azimuth_deg: float, target_view: str) -> float:

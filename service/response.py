@@ -72,9 +72,7 @@ def quality_out(quality: Quality | None) -> QualityOut | None:
     )
 
 
-def guidance_out(guidance: Guidance | None) -> GuidanceOut | None:
-    if guidance is None:
-        return None
+def guidance_out(guidance: Guidance) -> GuidanceOut:
     return GuidanceOut(
         target_view=guidance.target_view,
         on_target=guidance.on_target,
