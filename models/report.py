@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,31 @@ VIEW_TARGETS: dict[str, tuple[str, float, bool]] = {  # name -> (key, goal, high
     "front/back/side agreement (held-out)": ("coarse", 0.98, True),
     "expected calibration error (held-out)": ("ece", 0.05, False),
 }
+
+
+def target_table(
+    targets: dict[str, tuple[str, float, bool]],
+    figures: dict[str, Any],
+    shown: Callable[[float, float, bool], tuple[str, str]],
+) -> list[str]:
+    """Markdown rows `| target | goal | reached | met |`: each (figure key, goal, higher is better) against
+    `figures`; `shown(value, goal, higher)` gives the reached value's and the goal's text."""
+    lines = ["| target | goal | reached | met |", "|---|---|---|---|"]
+    for name, (key, goal, higher) in targets.items():
+        value = float(figures[key])
+        met = value >= goal if higher else value <= goal
+        value_text, goal_text = shown(value, goal, higher)
+        lines.append(f"| {name} | {'>=' if higher else '<='} {goal_text} | {value_text} | {'yes' if met else 'no'} |")
+    return lines
+
+
+def _view_figure(value: float, goal: float, higher: bool) -> tuple[str, str]:
+    return (f"{value:.1%}" if higher else f"{value:.3f}"), f"{goal:g}"
+
+
+def _yaw_figure(value: float, goal: float, higher: bool) -> tuple[str, str]:
+    shown = f"{value:.1%}" if goal < 1 and higher else f"{value:.3f}" if goal < 1 else f"{value:.1f}"
+    return shown, (f"{goal:.0%}" if goal < 1 and higher else f"{goal:g}")
 
 
 def condense_history(metrics_json: Path) -> list[dict[str, float]]:
@@ -171,14 +196,8 @@ def view_classifier_section(card: dict[str, Any], model_dir: Path) -> list[str]:
         "photos in training; it only supplies the car box (car box AP50 on the unseen test split is in the table "
         "above).",
         "",
-        "| target | goal | reached | met |",
-        "|---|---|---|---|",
     ]
-    for name, (key, goal, higher) in VIEW_TARGETS.items():
-        value = float(held_out[key])
-        met = value >= goal if higher else value <= goal
-        shown = f"{value:.1%}" if higher else f"{value:.3f}"
-        lines.append(f"| {name} | {'>=' if higher else '<='} {goal:g} | {shown} | {'yes' if met else 'no'} |")
+    lines += target_table(VIEW_TARGETS, held_out, _view_figure)
     lines += [
         "",
         f"Strict eight-way agreement (acceptable neighbours not counted): {held_out['eight_way_strict']:.1%} of "
@@ -279,15 +298,8 @@ def yaw_section(card: dict[str, Any], model_dir: Path) -> list[str]:
         "`carpose eval --yaw` through the served path (`Runtime.predict` on each photo's bytes) against a yaw "
         "measured by fitting a CAD model of the exact car model to each photo.",
         "",
-        "| target | goal | reached | met |",
-        "|---|---|---|---|",
     ]
-    for name, (key, goal, higher) in YAW_TARGETS.items():
-        value = float(yaw[key])
-        met = value >= goal if higher else value <= goal
-        shown = f"{value:.1%}" if goal < 1 and higher else f"{value:.3f}" if goal < 1 else f"{value:.1f}"
-        goal_shown = f"{goal:.0%}" if goal < 1 and higher else f"{goal:g}"
-        lines.append(f"| {name} | {'>=' if higher else '<='} {goal_shown} | {shown} | {'yes' if met else 'no'} |")
+    lines += target_table(YAW_TARGETS, yaw, _yaw_figure)
     failures = ", ".join(f"{kind} {share:.1%}" for kind, share in yaw["failures"].items())
     lines += [
         "",
