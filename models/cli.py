@@ -23,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+from service.engines import AUTO, ENGINE_CHOICES
+
 from .paths import (
     DATA_ROOT_VARIABLE,
     DATASETS_DIR,
@@ -101,10 +103,12 @@ def _store_in_card(model_dir: Path, keys: tuple[str, ...], value: object) -> Non
     write_report(model_dir)
 
 
-def _evaluate_into_card(model_dir: Path, dataset: Path, split: str, device: str, limit: int | None = None) -> dict:
+def _evaluate_into_card(
+    model_dir: Path, dataset: Path, split: str, device: str, limit: int | None = None, engine: str = AUTO
+) -> dict:
     from .evaluation import evaluate
 
-    metrics = evaluate(model_dir, dataset, split=split, device=device, limit=limit)
+    metrics = evaluate(model_dir, dataset, split=split, device=device, limit=limit, engine=engine)
     _store_in_card(model_dir, ("metrics",), metrics)
     return metrics
 
@@ -135,7 +139,7 @@ def _print_view_report(title: str, report: dict | None) -> None:
 def cmd_eval_views(args: argparse.Namespace, model_dir: Path) -> int:
     from .view_eval import evaluate_views
 
-    result = evaluate_views(model_dir, Path(args.views), Path(args.images), device=args.device)
+    result = evaluate_views(model_dir, Path(args.views), Path(args.images), device=args.device, engine=args.engine)
     if args.write and result["view_classifier"] and result["unseen"] is not None:
         unseen = {"labels": Path(args.views).name, **result["unseen"]}
         _store_in_card(model_dir, ("view_classifier", "unseen_evaluation"), unseen)
@@ -157,7 +161,7 @@ def cmd_eval_yaw(args: argparse.Namespace, model_dir: Path) -> int:
     from .yaw_eval import evaluate_yaw
 
     images = Path(args.images) if args.images != str(DEFAULT_VIEW_IMAGES) else Path(args.yaw).parent
-    result = evaluate_yaw(model_dir, Path(args.yaw), images, device=args.device)
+    result = evaluate_yaw(model_dir, Path(args.yaw), images, device=args.device, engine=args.engine)
     report = result["report"]
     set_name = Path(args.yaw).resolve().parent.name
     if args.rows:
@@ -221,9 +225,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.yaw:
         return cmd_eval_yaw(args, model_dir)
     if args.write:
-        metrics = _evaluate_into_card(model_dir, Path(args.dataset), args.split, args.device, args.limit)
+        metrics = _evaluate_into_card(model_dir, Path(args.dataset), args.split, args.device, args.limit, args.engine)
     else:
-        metrics = evaluate(model_dir, Path(args.dataset), split=args.split, device=args.device, limit=args.limit)
+        metrics = evaluate(model_dir, Path(args.dataset), args.split, args.device, args.limit, engine=args.engine)
     summary = {
         "split": metrics["split"],
         "images": metrics["images"],
@@ -253,7 +257,7 @@ def cmd_turntable(args: argparse.Namespace) -> int:
     from .turntable import measure
 
     model_dir = Path(args.model_dir or _default_model_dir())
-    result = measure(model_dir, Path(args.turntable), device=args.device)
+    result = measure(model_dir, Path(args.turntable), device=args.device, engine=args.engine)
     for row in result["rows"]:
         print(json.dumps(row))
     summary = {k: v for k, v in result.items() if k != "rows"}
@@ -328,6 +332,7 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     ev.add_argument("--dataset", default=str(DEFAULT_DATASET_DIR))
     ev.add_argument("--split", default="test", choices=["train", "test"])
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ev.add_argument("--engine", default=AUTO, choices=ENGINE_CHOICES, help="inference engine (POSE_ENGINE's values)")
     ev.add_argument("--limit", type=int, help="first N images only")
     ev.add_argument(
         "--write", action="store_true", help="store the metrics (with --views: the unseen photos') in model.json"
@@ -363,6 +368,7 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     tt.add_argument("--turntable", default=str(DEFAULT_TURNTABLE_DIR), help="directory of <car>_<NN>.jpg photos")
     tt.add_argument("--model-dir")
     tt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    tt.add_argument("--engine", default=AUTO, choices=ENGINE_CHOICES, help="inference engine (POSE_ENGINE's values)")
     tt.add_argument("--write", action="store_true", help="store the summary in model.json and rewrite report.md")
     tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=cmd_turntable)

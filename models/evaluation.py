@@ -19,6 +19,7 @@ from pycocotools.cocoeval import COCOeval
 
 from service.backends.detectron import DetectronBackend
 from service.console import progress
+from service.engines import AUTO
 from service.postprocess import VIEWS, PoseConfig, estimate_pose
 from service.postprocess.vocabulary import WHEEL_LABEL
 from service.runtime import Runtime
@@ -106,12 +107,13 @@ def evaluate(
     device: str = "auto",
     limit: int | None = None,
     pose_threshold: float = 0.5,
+    engine: str = AUTO,
 ) -> dict[str, Any]:
     split_dir = Path(dataset_dir) / SPLITS[split]
     coco_json = json.loads((split_dir / "annotations.json").read_text())
     if limit:
         coco_json["images"] = coco_json["images"][:limit]
-    backend = DetectronBackend(model_dir, device=device, score_threshold=EVAL_SCORE_THRESHOLD)
+    backend = DetectronBackend(model_dir, device=device, score_threshold=EVAL_SCORE_THRESHOLD, engine=engine)
     classes = backend.classes
     gt = _gt_coco(coco_json, classes)
     instances = split_coco_instances(coco_json)

@@ -15,6 +15,7 @@ import numpy as np
 
 from service.backends.detectron import DetectronBackend
 from service.console import progress
+from service.engines import AUTO
 from service.postprocess import VIEWS, PoseConfig
 from service.runtime import Runtime
 
@@ -34,8 +35,10 @@ def acceptable_views(azimuth: float) -> set[str]:
     return {VIEWS[int(np.floor(position)) % 8], VIEWS[int(np.ceil(position)) % 8]}
 
 
-def measure(model_dir: Path, turntable_dir: Path, device: str = "auto", score_threshold: float = 0.5) -> dict[str, Any]:
-    backend = DetectronBackend(model_dir, device=device, score_threshold=score_threshold)
+def measure(
+    model_dir: Path, turntable_dir: Path, device: str = "auto", score_threshold: float = 0.5, engine: str = AUTO
+) -> dict[str, Any]:
+    backend = DetectronBackend(model_dir, device=device, score_threshold=score_threshold, engine=engine)
     runtime = Runtime(backend, PoseConfig(score_threshold=score_threshold))
     rows: list[dict[str, Any]] = []
     for path in progress(sorted(turntable_dir.iterdir()), desc="carpose turntable", unit="photo"):

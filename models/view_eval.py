@@ -15,6 +15,7 @@ from typing import Any
 from service.backends.detectron import DetectronBackend
 from service.backends.view_classifier import MODEL_CARD_KEY
 from service.console import progress
+from service.engines import AUTO
 from service.postprocess import PoseConfig
 from service.runtime import Runtime
 
@@ -22,8 +23,10 @@ from .view_metrics import agrees, view_report
 from .view_training import iter_labelled, read_view_labels
 
 
-def evaluate_views(model_dir: Path, labels_path: Path, image_dir: Path, device: str = "auto") -> dict[str, Any]:
-    backend = DetectronBackend(model_dir, device=device)
+def evaluate_views(
+    model_dir: Path, labels_path: Path, image_dir: Path, device: str = "auto", engine: str = AUTO
+) -> dict[str, Any]:
+    backend = DetectronBackend(model_dir, device=device, engine=engine)
     runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold))
     entry = backend.card.extra.get(MODEL_CARD_KEY) or {}
     trained_on = set(entry.get("training_photos", []))

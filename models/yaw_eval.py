@@ -16,6 +16,7 @@ from typing import Any
 
 from service.backends.detectron import DetectronBackend
 from service.console import progress
+from service.engines import AUTO
 from service.postprocess import PoseConfig
 from service.runtime import Runtime
 
@@ -35,8 +36,10 @@ def read_yaw_labels(path: Path) -> dict[str, float]:
     return labels
 
 
-def evaluate_yaw(model_dir: Path, labels_path: Path, image_dir: Path, device: str = "auto") -> dict[str, Any]:
-    backend = DetectronBackend(model_dir, device=device)
+def evaluate_yaw(
+    model_dir: Path, labels_path: Path, image_dir: Path, device: str = "auto", engine: str = AUTO
+) -> dict[str, Any]:
+    backend = DetectronBackend(model_dir, device=device, engine=engine)
     runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold))
     labels = read_yaw_labels(labels_path)
     rows: list[dict[str, Any]] = []

@@ -83,7 +83,9 @@ class PoseScorer:
             import torch
 
             torch.set_num_threads(settings.torch_threads)
-        backend = DetectronBackend(Path(model_dir), device=device, score_threshold=settings.score_threshold)
+        backend = DetectronBackend(
+            Path(model_dir), device, settings.score_threshold, engine=settings.engine, threads=settings.torch_threads
+        )
         self.runtime = Runtime.from_settings(backend, settings)
         self.s3 = s3_client(endpoint_url)
 

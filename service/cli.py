@@ -27,7 +27,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     model_dir = Path(args.model_dir or settings.model_dir)
-    backend = DetectronBackend(model_dir, device=args.device, score_threshold=settings.score_threshold)
+    backend = DetectronBackend(
+        model_dir, args.device, settings.score_threshold, engine=settings.engine, threads=settings.torch_threads
+    )
     runtime = Runtime.from_settings(backend, settings)
     failures = 0
     for path in image_files(args.images):

@@ -37,6 +37,8 @@ BATCH_SIZE = Histogram(
     registry=REGISTRY,
 )
 MODEL_LOAD_SECONDS = Gauge("carpose_model_load_seconds", "Time to load and warm up the model", registry=REGISTRY)
+# 1 for the engine every local-model request runs on (POSE_ENGINE as resolved for the device; service/engines.py).
+MODEL_ENGINE = Gauge("carpose_model_engine", "The local model's inference engine (1)", ["engine"], registry=REGISTRY)
 VIEWS = Counter("carpose_views_total", "Views returned", ["view", "backend"], registry=REGISTRY)
 ERRORS = Counter("carpose_errors_total", "Error responses by code", ["code", "route"], registry=REGISTRY)
 CLIENT_DISCONNECTS = Counter(

@@ -16,7 +16,7 @@ import numpy as np
 
 from .exceptions import public_message
 from .gate import batch_policy
-from .metrics import MODEL_LOAD_SECONDS
+from .metrics import MODEL_ENGINE, MODEL_LOAD_SECONDS
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class ModelState:
 
             s = self.settings
             cuda = CudaOptions(fp16=s.fp16, cudnn_benchmark=s.cudnn_benchmark, pin_memory=s.pin_memory)
-            backend = DetectronBackend(s.model_dir, s.device, s.score_threshold, cuda)
+            backend = DetectronBackend(s.model_dir, s.device, s.score_threshold, cuda, s.engine, s.torch_threads)
             if s.warmup:
                 warm_up(backend, s)
         except Exception as exc:  # the service stays up and reports the failure on /readyz
@@ -95,11 +95,13 @@ class ModelState:
         self.backend = backend
         self.load_seconds = time.perf_counter() - started
         MODEL_LOAD_SECONDS.set(self.load_seconds)
+        MODEL_ENGINE.labels(engine=backend.engine.name).set(1)
         log.info(
-            "model %s %s ready on %s in %.1f s",
+            "model %s %s ready on %s (engine %s) in %.1f s",
             backend.card.name,
             backend.card.version,
             backend.device,
+            backend.engine.name,
             self.load_seconds,
         )
         self.status = "ok"

@@ -201,6 +201,7 @@ class ModelInfoResponse(BaseModel):
     name: str
     version: str
     device: str
+    engine: str = Field(description="What runs the model's networks (POSE_ENGINE as resolved for the device)")
     classes: list[str]
     model_dir: str
     card: dict[str, object] = Field(description="model.json: training data, recipe, metrics, date, code version")

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .engines import AUTO, DEFAULT_CPU_ENGINE, DEFAULT_CUDA_ENGINE, ENGINE_CHOICES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "carparts_mnv2_fpn"
 # Upload limits, also the runtime's own defaults where it runs without settings (evaluation, the turntable).
@@ -61,7 +63,17 @@ class Settings(BaseSettings):
     fp16: bool = Field(False, description="float16 autocast of the model on CUDA (ignored on CPU)")
     cudnn_benchmark: bool = Field(True, description="cudnn.benchmark on CUDA: the fastest algorithms per shape")
     pin_memory: bool = Field(True, description="Page-locked host memory for the copy to the GPU (ignored on CPU)")
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="Threads of one model call: torch's intra-op threads and, with an OpenVINO engine, its inference "
+        "threads; 0 = their default (one per core)",
+    )
+    engine: str = Field(
+        AUTO,
+        description="What runs the model's networks: " + ", ".join(ENGINE_CHOICES) + " (auto = "
+        f"{DEFAULT_CPU_ENGINE} on a CPU, {DEFAULT_CUDA_ENGINE} on CUDA; docs/engines.md)",
+    )
     warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
 
     quality_edge_tolerance: float = Field(
@@ -126,6 +138,13 @@ class Settings(BaseSettings):
     sagemaker: bool = Field(False, description="Also serve the SageMaker contract: GET /ping, POST /invocations")
 
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in ENGINE_CHOICES:
+            raise ValueError(f"one of {', '.join(ENGINE_CHOICES)}")
+        return value
 
     @field_validator("cors_origins", "api_keys", mode="before")
     @classmethod

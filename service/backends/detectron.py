@@ -22,9 +22,12 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 
+from ..engines import AUTO, resolve_engine
 from ..imaging import DecodedImage, WorkingSize
 from ..modeling import carpose_cfg
+from ..modeling.compiled_rcnn import CompiledRCNN
 from ..modeling.inference import prepare_for_inference
+from ..modeling.networks import network_builder
 from ..postprocess import CAR_LABEL, Detection, PoseConfig
 from ..postprocess.cars import select_main_car
 from .view_classifier import ViewClassifier
@@ -92,6 +95,8 @@ class DetectronBackend:
         device: str = "auto",
         score_threshold: float = 0.5,
         cuda: CudaOptions = CudaOptions(),
+        engine: str = AUTO,
+        threads: int = 0,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.card = ModelCard.read(self.model_dir)
@@ -120,12 +125,17 @@ class DetectronBackend:
         prepare_for_inference(self.model)
         if hasattr(self.model, "roi_heads"):
             self.model.roi_heads.register_forward_pre_hook(_nchw_features)
+        # POSE_ENGINE: what runs the convolutional networks (service/engines.py). `threads`: the compiled
+        # networks' own thread count (torch's is process-wide, set by the caller); 0 = every core.
+        self.engine = resolve_engine(engine, self.device)
+        build = network_builder(self.engine, threads)
+        self._run = self.model if self.engine.openvino_precision is None else CompiledRCNN(self.model, build)
         self.input_format = cfg.INPUT.FORMAT
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.classes = self.card.classes
         self.score_threshold = score_threshold
         # The learned view of the main car, when the model directory has one (see view_classifier.py).
-        self.view_classifier = ViewClassifier.from_card(self.model_dir, self.card.extra, self.device)
+        self.view_classifier = ViewClassifier.from_card(self.model_dir, self.card.extra, self.device, build)
         # One model object is not safe to call from several threads at once on every device.
         self._lock = threading.Lock()
 
@@ -161,7 +171,7 @@ class DetectronBackend:
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.fp16 else contextlib.nullcontext()
         with self._lock, torch.inference_mode(), autocast:
             for indices in groups.values():
-                results = self.model([inputs[i] for i in indices])
+                results = self._run([inputs[i] for i in indices])
                 for i, result in zip(indices, results, strict=True):
                     outputs[i] = result["instances"].to("cpu")
         return [self._with_view(rgb, self._detections(out)) for rgb, out in zip(images, outputs, strict=True)]

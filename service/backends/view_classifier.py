@@ -26,6 +26,7 @@ from torch import nn
 from torchvision.models import mobilenet_v2
 
 from ..modeling.inference import prepare_for_inference
+from ..modeling.networks import Network, NetworkBuilder, TorchNetwork
 from ..postprocess import VIEWS
 
 MODEL_CARD_KEY = "view_classifier"
@@ -111,7 +112,9 @@ def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
 class ViewClassifier:
     """Loads the `view_classifier` entry of a model directory; `probabilities(rgb, box)` -> 8 floats."""
 
-    def __init__(self, model_dir: Path, entry: dict[str, Any], device: str = "cpu") -> None:
+    def __init__(
+        self, model_dir: Path, entry: dict[str, Any], device: str = "cpu", build: NetworkBuilder | None = None
+    ) -> None:
         self.spec = CropSpec(size=int(entry["crop_size"]), context=float(entry["context"]))
         self.temperature = float(entry["temperature"])
         self.device = device
@@ -120,18 +123,23 @@ class ViewClassifier:
         self.net.load_state_dict({key: value.float() for key, value in state.items()})
         self.net.to(device)
         prepare_for_inference(self.net)  # batch norms folded, NHWC: see service/modeling/inference.py
+        # The photo and its mirror image, one call: the only input shape this network ever sees.
+        example = torch.zeros(2, 3, self.spec.size, self.spec.size)
+        self.network: Network = TorchNetwork(self.net) if build is None else build(self.net, example, example.shape)
 
     @classmethod
-    def from_card(cls, model_dir: Path, card: dict[str, Any], device: str = "cpu") -> ViewClassifier | None:
+    def from_card(
+        cls, model_dir: Path, card: dict[str, Any], device: str = "cpu", build: NetworkBuilder | None = None
+    ) -> ViewClassifier | None:
         entry = card.get(MODEL_CARD_KEY)
-        return None if not isinstance(entry, dict) else cls(model_dir, entry, device)
+        return None if not isinstance(entry, dict) else cls(model_dir, entry, device, build)
 
     def logits(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """Mirror-averaged logits of one car (before the temperature)."""
         crop = crop_car(rgb, box, self.spec)
-        batch = to_tensor(np.stack([crop, crop[:, ::-1]])).to(device=self.device, memory_format=torch.channels_last)
+        batch = to_tensor(np.stack([crop, crop[:, ::-1]])).to(device=self.device)
         with torch.inference_mode():
-            return mirror_averaged_logits(self.net(batch).float()).cpu().numpy()[0]
+            return mirror_averaged_logits(self.network(batch)[0].float()).cpu().numpy()[0]
 
     def probabilities(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, ...]:
         probs = softmax(self.logits(rgb, box), self.temperature)

@@ -43,6 +43,7 @@ async def model_info(backend: Annotated[DetectronBackend, Depends(get_detectron)
         name=backend.card.name,
         version=backend.card.version,
         device=backend.device,
+        engine=backend.engine.name,
         classes=list(backend.classes),
         model_dir=backend.model_dir.name,  # the directory's name: the server's paths are not the client's business
         card=public_value(backend.card.extra),  # a card written on the training machine may name its paths

@@ -1,0 +1,55 @@
+"""THE list of inference engines (POSE_ENGINE): what runs the convolutional networks of the local model.
+
+- `torch`: PyTorch eager, the model as loaded (batch norms folded, NHWC; `service/modeling/inference.py`).
+- `openvino`: the networks that take most of the CPU time compiled by OpenVINO for this CPU, in float32, at
+  start-up from the loaded model (`service/modeling/compiled_rcnn.py`); nothing is downloaded.
+- `openvino-bf16`: the same in bfloat16 where the CPU has bfloat16 units (AVX-512 BF16, AMX), float32 elsewhere.
+
+`auto` picks per device: the fastest engine that holds the accuracy bounds on a CPU, torch on CUDA (the GPU path
+is PyTorch's). The figures that chose the default are in docs/engines.md.
+
+No torch import here: the settings validate POSE_ENGINE against this list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+AUTO = "auto"
+Precision = Literal["f32", "bf16"]
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    summary: str  # for the settings table and /model
+    # OpenVINO's inference precision; None: PyTorch runs the model as loaded.
+    openvino_precision: Precision | None = None
+    cuda: bool = False  # it can run on a CUDA device
+
+
+ENGINES: dict[str, Engine] = {
+    engine.name: engine
+    for engine in (
+        Engine("torch", "PyTorch eager", cuda=True),
+        Engine("openvino", "OpenVINO, float32", openvino_precision="f32"),
+        Engine("openvino-bf16", "OpenVINO, bfloat16 where the CPU has it", openvino_precision="bf16"),
+    )
+}
+ENGINE_CHOICES: tuple[str, ...] = (AUTO, *ENGINES)
+DEFAULT_CPU_ENGINE = "openvino"  # docs/engines.md: half the CPU time, the same answers
+DEFAULT_CUDA_ENGINE = "torch"
+
+
+def resolve_engine(requested: str, device: str) -> Engine:
+    """The engine a model on `device` ("cpu", "cuda", "cuda:N") runs on; ValueError for a pair that cannot run."""
+    on_cuda = device.startswith("cuda")
+    if requested == AUTO:
+        return ENGINES[DEFAULT_CUDA_ENGINE if on_cuda else DEFAULT_CPU_ENGINE]
+    engine = ENGINES.get(requested)
+    if engine is None:
+        raise ValueError(f"unknown engine {requested!r}; one of {', '.join(ENGINE_CHOICES)}")
+    if on_cuda and not engine.cuda:
+        raise ValueError(f"engine {requested!r} runs on the CPU only, not on {device}")
+    return engine
