@@ -84,7 +84,12 @@ class PoseScorer:
 
             torch.set_num_threads(settings.torch_threads)
         backend = DetectronBackend(
-            Path(model_dir), device, settings.score_threshold, engine=settings.engine, threads=settings.torch_threads
+            Path(model_dir),
+            device,
+            settings.score_threshold,
+            engine=settings.engine,
+            threads=settings.torch_threads,
+            engine_cache_dir=settings.engine_cache_dir,
         )
         self.runtime = Runtime.from_settings(backend, settings)
         self.s3 = s3_client(endpoint_url)

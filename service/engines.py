@@ -3,7 +3,6 @@
 - `torch`: PyTorch eager, the model as loaded (batch norms folded, NHWC; `service/modeling/inference.py`).
 - `openvino`: the networks that take most of the CPU time compiled by OpenVINO for this CPU, in float32, at
   start-up from the loaded model (`service/modeling/compiled_rcnn.py`); nothing is downloaded.
-- `openvino-bf16`: the same in bfloat16 where the CPU has bfloat16 units (AVX-512 BF16, AMX), float32 elsewhere.
 
 `auto` picks per device: the fastest engine that holds the accuracy bounds on a CPU, torch on CUDA (the GPU path
 is PyTorch's). The figures that chose the default are in docs/engines.md.
@@ -14,27 +13,22 @@ No torch import here: the settings validate POSE_ENGINE against this list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 AUTO = "auto"
-Precision = Literal["f32", "bf16"]
 
 
 @dataclass(frozen=True)
 class Engine:
     name: str
-    summary: str  # for the settings table and /model
-    # OpenVINO's inference precision; None: PyTorch runs the model as loaded.
-    openvino_precision: Precision | None = None
+    compiled: bool  # its networks are compiled by OpenVINO; False: PyTorch runs the model as loaded
     cuda: bool = False  # it can run on a CUDA device
 
 
 ENGINES: dict[str, Engine] = {
     engine.name: engine
     for engine in (
-        Engine("torch", "PyTorch eager", cuda=True),
-        Engine("openvino", "OpenVINO, float32", openvino_precision="f32"),
-        Engine("openvino-bf16", "OpenVINO, bfloat16 where the CPU has it", openvino_precision="bf16"),
+        Engine("torch", compiled=False, cuda=True),
+        Engine("openvino", compiled=True),
     )
 }
 ENGINE_CHOICES: tuple[str, ...] = (AUTO, *ENGINES)

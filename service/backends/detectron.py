@@ -97,6 +97,7 @@ class DetectronBackend:
         cuda: CudaOptions = CudaOptions(),
         engine: str = AUTO,
         threads: int = 0,
+        engine_cache_dir: Path | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.card = ModelCard.read(self.model_dir)
@@ -128,8 +129,8 @@ class DetectronBackend:
         # POSE_ENGINE: what runs the convolutional networks (service/engines.py). `threads`: the compiled
         # networks' own thread count (torch's is process-wide, set by the caller); 0 = every core.
         self.engine = resolve_engine(engine, self.device)
-        build = network_builder(self.engine, threads)
-        self._run = self.model if self.engine.openvino_precision is None else CompiledRCNN(self.model, build)
+        build = network_builder(self.engine, threads, engine_cache_dir)
+        self._run = CompiledRCNN(self.model, build) if self.engine.compiled else self.model
         self.input_format = cfg.INPUT.FORMAT
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.classes = self.card.classes
