@@ -17,6 +17,7 @@ from service.backends.detectron import DetectronBackend
 from service.console import progress
 from service.engines import AUTO
 from service.postprocess import VIEWS, PoseConfig
+from service.postprocess.geometry import signed_delta_deg
 from service.runtime import Runtime
 
 STEP_DEG = 22.5
@@ -24,7 +25,7 @@ NAME_PATTERN = re.compile(r"^(?P<car>[0-9a-f]+)_(?P<step>\d{2})\.jpe?g$", re.IGN
 
 
 def angular_error(a: float, b: float) -> float:
-    return abs((a - b + 180.0) % 360.0 - 180.0)
+    return abs(signed_delta_deg(a, b))
 
 
 def acceptable_views(azimuth: float) -> set[str]:

@@ -46,7 +46,7 @@ from service.backends.view_classifier import (
 from service.console import progress
 from service.modeling.mobilenet import imagenet_features_state, imagenet_weights_path
 from service.postprocess import VIEWS, PoseConfig, estimate_pose
-from service.postprocess.geometry import VIEW_BIN_DEG
+from service.postprocess.geometry import VIEW_BIN_DEG, signed_delta_deg
 
 from .groundtruth import car_instance, split_coco_instances
 from .view_metrics import view_report
@@ -152,16 +152,14 @@ def label_yaw(label: ViewLabel, fitted: float | None, slack_deg: float = 0.0) ->
     rule read the other end). The slack lets the geometric fit overrule the eye's convention near bin edges (a
     person calls a photo diagonal as soon as the side panel shows, which the yaw puts 5-15 degrees earlier)."""
     centre = VIEWS.index(label.view) * VIEW_BIN_DEG
-    edges = [
-        centre + ((VIEWS.index(a) * VIEW_BIN_DEG - centre + 180.0) % 360.0 - 180.0) / 2.0 for a in label.alternates
-    ]
+    edges = [centre + signed_delta_deg(VIEWS.index(a) * VIEW_BIN_DEG, centre) / 2.0 for a in label.alternates]
     half = VIEW_BIN_DEG / 4.0 if edges else VIEW_BIN_DEG / 2.0
     low, high = (min(edges) - half, max(edges) + half) if edges else (centre - half, centre + half)
     low, high = low - slack_deg, high + slack_deg
     default = edges[0] if len(edges) == 1 else centre
     if fitted is None:
         return default % 360.0
-    unwrapped = default + ((fitted - default + 180.0) % 360.0 - 180.0)
+    unwrapped = default + signed_delta_deg(fitted, default)
     if unwrapped < low - VIEW_BIN_DEG or unwrapped > high + VIEW_BIN_DEG:
         return default % 360.0
     return min(max(unwrapped, low + 0.5), high - 0.5) % 360.0

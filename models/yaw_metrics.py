@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from service.postprocess import VIEWS
-from service.postprocess.geometry import VIEW_BIN_DEG, view_of
+from service.postprocess.geometry import VIEW_BIN_DEG, signed_delta_deg, view_of
 
 from .view_metrics import ece_interval, expected_calibration_error, reliability_table
 
@@ -25,7 +25,7 @@ NO_ANSWER_ERROR_DEG = 180.0
 
 def signed_error(answered: float, truth: float) -> float:
     """answered - truth wrapped to [-180, 180)."""
-    return (answered - truth + 180.0) % 360.0 - 180.0
+    return signed_delta_deg(answered, truth)
 
 
 def failure_kind(answered: float | None, truth: float) -> str:

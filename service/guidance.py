@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from .postprocess.geometry import VIEW_BIN_DEG
+from .postprocess.geometry import VIEW_BIN_DEG, signed_delta_deg
 from .postprocess.vocabulary import VIEWS
 
 if TYPE_CHECKING:  # schemas imports FIX_CODES from here; at runtime the pose answer is only read
@@ -97,8 +97,9 @@ class Guidance:
 
 
 def wrap_deg(angle: float) -> float:
-    """An angle in degrees -> (-180, 180]."""
-    wrapped = (angle + 180.0) % 360.0 - 180.0
+    """An angle in degrees -> (-180, 180]: a walk of half a turn is +180 (clockwise), where geometry's signed
+    delta says -180."""
+    wrapped = signed_delta_deg(angle, 0.0)
     return 180.0 if wrapped == -180.0 else wrapped
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -12,6 +13,8 @@ from .vocabulary import VIEWS
 
 VIEW_BIN_DEG = 360.0 / len(VIEWS)
 
+Angle = TypeVar("Angle", float, np.ndarray)
+
 
 def wrap_deg(angle: float) -> float:
     """Angle in degrees mapped to [0, 360)."""
@@ -19,6 +22,12 @@ def wrap_deg(angle: float) -> float:
     if wrapped < 0.0:
         wrapped += 360.0
     return 0.0 if wrapped >= 360.0 else wrapped  # fmod of -1e-17 + 360 rounds to 360.0
+
+
+def signed_delta_deg(a: Angle, b: Angle | float) -> Angle:
+    """a - b wrapped to [-180, 180): the signed turn from b to a, elementwise on arrays. Angles exactly opposite give
+    -180 (callers that want +180 there map it themselves: service.guidance's walk)."""
+    return (a - b + 180.0) % 360.0 - 180.0
 
 
 def angle_diff_deg(a: float, b: float) -> float:

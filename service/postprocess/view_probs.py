@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .geometry import VIEW_BIN_DEG, angle_diff_deg, wrap_deg
+from .geometry import VIEW_BIN_DEG, angle_diff_deg, signed_delta_deg, wrap_deg
 from .vocabulary import VIEWS
 
 # Moved or clamped azimuths end this far inside the bin edge, so that `view_of(azimuth)` is the chosen view
@@ -51,7 +51,7 @@ def bin_centre(index: int) -> float:
 def into_bin(azimuth: float, index: int) -> float:
     """`azimuth` when it lies in view `index`'s bin, else the nearest point EDGE_INSET_DEG inside its edge."""
     centre = bin_centre(index)
-    offset = (wrap_deg(azimuth) - centre + 180.0) % 360.0 - 180.0  # signed, in [-180, 180)
+    offset = signed_delta_deg(wrap_deg(azimuth), centre)
     half = VIEW_BIN_DEG / 2.0
     if -half <= offset < half:
         return wrap_deg(azimuth)
@@ -62,7 +62,7 @@ def into_bin(azimuth: float, index: int) -> float:
 def clamp_into_bin(azimuth: float, index: int) -> float:
     """`azimuth` limited to EDGE_INSET_DEG inside view `index`'s bin (for an azimuth made from the bin itself)."""
     centre = bin_centre(index)
-    offset = (wrap_deg(azimuth) - centre + 180.0) % 360.0 - 180.0
+    offset = signed_delta_deg(wrap_deg(azimuth), centre)
     limit = VIEW_BIN_DEG / 2.0 - EDGE_INSET_DEG
     return wrap_deg(centre + max(-limit, min(limit, offset)))
 
@@ -94,7 +94,7 @@ def with_rule_veto(
     if rule_azimuth is None or not math.isfinite(rule_azimuth) or strength <= 0.0:
         return probs
     centres = np.array([bin_centre(i) for i in range(len(VIEWS))])
-    distance = np.abs((centres - wrap_deg(rule_azimuth) + 180.0) % 360.0 - 180.0)
+    distance = np.abs(signed_delta_deg(centres, wrap_deg(rule_azimuth)))
     beyond = np.clip((distance - free_deg) / max(180.0 - free_deg, 1e-6), 0.0, 1.0)
     weighted = probs * np.exp(-strength * max(0.0, min(1.0, rule_confidence)) * beyond)
     total = float(weighted.sum())

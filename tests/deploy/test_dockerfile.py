@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -18,7 +19,8 @@ from tests.deploy import helpers as h
 # Bump together with the torch pin in pyproject.toml.
 TORCH_CUDA = {"2.14.1": "13.0"}
 # The default model directory is committed once trained; COPY of it must not fail this test before that.
-EXEMPT_COPY_SOURCES = ("models/carparts_mnv2_fpn",)
+DEFAULT_MODEL = "models/carparts_mnv2_fpn"
+EXEMPT_COPY_SOURCES = (DEFAULT_MODEL,)
 RUNTIME_STAGES = ("gpu", "cpu")
 BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|cmake|ninja-build|ninja|nvcc|python3-dev|git)\b")
 DOCKERFILES = sorted(
@@ -82,11 +84,28 @@ def test_every_copy_source_is_in_the_build_context() -> None:
     assert checked
 
 
+def _default_model_files() -> list[str]:
+    """The files of the default model directory that the service loads: the detector's two and every weights file
+    its model card names (the view classifier's, in its `view_classifier` entry)."""
+
+    def named(value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [name for v in value.values() for name in named(v)]
+        if isinstance(value, list):
+            return [name for v in value for name in named(v)]
+        return [value] if isinstance(value, str) and value.endswith(".pth") else []
+
+    card = json.loads((h.REPO_ROOT / DEFAULT_MODEL / "model.json").read_text())
+    return list(dict.fromkeys(["config.yaml", "model_final.pth", *named(card)]))
+
+
 def test_dockerignore_keeps_heavy_and_private_paths_out_and_the_default_model_in() -> None:
-    for path in (".venv", "runs", "build", ".git", "test-artifacts", ".env", "models/carparts_r50_fpn/model_final.pth"):
+    for path in (".venv", "runs", "build", ".git", "test-artifacts", ".env", "models/carparts_r50_fpn/model_final.pth",
+                 "models/carparts_r50_fpn/view_classifier.pth"):  # fmt: skip
         assert h.dockerignored(path), f"{path} is sent to the Docker daemon"
+    model_files = [f"{DEFAULT_MODEL}/{name}" for name in _default_model_files()]
     for path in ("service/api/main.py", "models/cli.py", "models/recipes/gpu_r50_fpn.yaml", "pyproject.toml",
-                 "models/carparts_mnv2_fpn/model_final.pth", "models/carparts_mnv2_fpn/config.yaml"):  # fmt: skip
+                 *model_files):  # fmt: skip
         assert not h.dockerignored(path), f"{path} is left out of the build context"
 
 
@@ -174,19 +193,32 @@ def test_requirements_script_reads_pyproject() -> None:
         requirements.requirements(exclude=["not-a-dependency"])
 
 
+def _context_sources(name: str, stages: dict[str, h.Stage]) -> set[str]:
+    """What a stage copies from the build context, itself or through a stage it copies from (`COPY --from=`)."""
+    out: set[str] = set()
+    for ins in stages[name].instructions:
+        if ins.keyword != "COPY":
+            continue
+        sources, flags = h.copy_sources(ins)
+        if "from" in flags:
+            if flags["from"] in stages:  # another stage (not an image)
+                out |= _context_sources(flags["from"], stages)
+        else:
+            out |= {s.rstrip("/") for s in sources}
+    return out
+
+
 def test_serving_stages_copy_the_runtime_and_the_default_model_only(stages: dict[str, h.Stage]) -> None:
     """One-way layers: the serving images hold service/ and a model directory, never the training code."""
     for name in RUNTIME_STAGES:
-        sources = {
-            s.rstrip("/")
-            for i in stages[name].instructions
-            if i.keyword == "COPY" and "from" not in h.copy_sources(i)[1]
-            for s in h.copy_sources(i)[0]
-        }
+        sources = _context_sources(name, stages)
         assert "service" in sources and "models/carparts_mnv2_fpn" in sources, (name, sources)
         assert "models" not in sources, f"{name} copies the training code"
+        # The model check: the files the default model cannot serve without are named (missing, they fail the build).
+        for required in _default_model_files():
+            assert f"{DEFAULT_MODEL}/{required}" in sources, (name, required)
     train = stages["gpu-train"]
-    assert "models" in {s.rstrip("/") for i in train.instructions if i.keyword == "COPY" for s in h.copy_sources(i)[0]}
+    assert "models" in _context_sources("gpu-train", stages)
     assert any("--extra train" in i.args for i in train.instructions if i.keyword == "RUN")
 
 

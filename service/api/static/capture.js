@@ -100,8 +100,12 @@
     $("progress").textContent = `${kept.size} of ${required.length}`;
   }
 
-  // The missing view closest to the last kept shot's yaw, a tie going the way the seller walks: the same rule
-  // as POST /coverage's next_view (service/guidance.py), which the summary reports.
+  // The rule of POST /coverage's next_view (service/guidance.py): the missing view closest to the last yaw, a tie
+  // going the way the seller walks. Kept here because the page needs it the moment a shot is kept, to aim the next
+  // live check, and /coverage is asked once, for the finished set: asking it after every shot would send and check
+  // every kept photo again. Two differences: the yaws here are the ones seen, live frames included (where the seller
+  // stands now), where /coverage only has the set's photos; and the way walked is read toward the last yaw's view
+  // centre, from the last yaw seen before the seller moved (lastSeen), not from the photo before.
   function chooseTarget() {
     const missing = required.filter((v) => !kept.has(v));
     if (!missing.length) return null;
