@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,14 +12,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .engines import AUTO, DEFAULT_CPU_ENGINE, DEFAULT_CUDA_ENGINE, ENGINE_CHOICES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_engine_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/carpose/openvino (~/.cache/carpose/openvino): the user's cache, never the checkout."""
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "carpose" / "openvino"
-
-
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "carparts_mnv2_fpn"
 # Upload limits, also the runtime's own defaults where it runs without settings (evaluation, the turntable).
 DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
@@ -84,9 +75,10 @@ class Settings(BaseSettings):
         f"{DEFAULT_CPU_ENGINE} on a CPU, {DEFAULT_CUDA_ENGINE} on CUDA; docs/engines.md)",
     )
     engine_cache_dir: Path | None = Field(
-        default_factory=default_engine_cache_dir,
+        Path("~/.cache/carpose/openvino"),
         description="Where an OpenVINO engine keeps its converted networks between starts (named by a digest of "
-        "the model and the converter; empty = convert at every start); default $XDG_CACHE_HOME/carpose/openvino",
+        "the model and the converter); empty = convert at every start",
+        validate_default=True,  # ~ expanded
     )
     warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
 
@@ -155,8 +147,10 @@ class Settings(BaseSettings):
 
     @field_validator("engine_cache_dir", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
+    def _cache_dir(cls, value: object) -> object:
+        if value == "" or value is None:
+            return None
+        return Path(str(value)).expanduser()
 
     @field_validator("engine")
     @classmethod
