@@ -174,13 +174,28 @@ def test_carpose_serve_parses_the_sagemaker_flags() -> None:
 
 
 def test_every_image_installs_the_launcher_as_serve() -> None:
-    for stage in h.dockerfile_stages():
-        if stage.name not in ("gpu", "cpu"):
-            continue
-        copies = [h.copy_sources(i) for i in stage.instructions if i.keyword == "COPY"]
-        targets = {i.args.split()[-1] for i in stage.instructions if i.keyword == "COPY"}
-        assert "/opt/venv/bin/serve" in targets, f"{stage.name}: `docker run IMAGE serve` would find no `serve`"
-        assert any(sources == ["docker/carpose"] for sources, _ in copies)
+    stages = {stage.name: stage for stage in h.dockerfile_stages() if stage.name}
+
+    def copies_into(stage: h.Stage) -> list[tuple[list[str], str]]:
+        """(build-context sources, destination) of every COPY that lands in the stage, through COPY --from of
+        this file's stages (the serving images take their files from a shared stage)."""
+        found = []
+        for ins in (i for i in stage.instructions if i.keyword == "COPY"):
+            sources, flags = h.copy_sources(ins)
+            destination = ins.args.split()[-1]
+            origin = stages.get(flags.get("from", ""))
+            if origin is None:
+                found.append((sources, destination))
+                continue
+            for inner_sources, inner_destination in copies_into(origin):
+                if any(inner_destination.startswith(source.rstrip("/")) for source in sources):
+                    found.append((inner_sources, inner_destination))
+        return found
+
+    for name in ("gpu", "cpu"):
+        copies = copies_into(stages[name])
+        serve = [sources for sources, destination in copies if destination == "/opt/venv/bin/serve"]
+        assert serve == [["docker/carpose"]], f"{name}: `docker run IMAGE serve` would find no `serve`"
 
 
 def test_serve_entrypoint_starts_the_contract_on_its_port_with_the_model_from_the_model_root(
