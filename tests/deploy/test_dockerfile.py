@@ -225,3 +225,22 @@ def test_serving_stages_copy_the_runtime_and_the_default_model_only(stages: dict
 def test_the_launcher_is_the_runtime_cli_where_the_training_code_is_absent() -> None:
     launcher = (h.REPO_ROOT / "docker" / "carpose").read_text()
     assert "from service.cli import main" in launcher
+
+
+def test_the_two_serving_images_differ_only_where_their_bases_do(stages: dict[str, h.Stage]) -> None:
+    """Both runtime stages write their image settings out (Docker shares them only through FROM): they must agree
+    but for the device (the CPU image has no CUDA) and the health check's start period (CPU loads are slower)."""
+
+    def settings(stage: h.Stage) -> dict[str, object]:
+        env = {k: v for i in stage.instructions if i.keyword == "ENV" for k, v in h.env_assignments(i).items()}
+        env.pop("POSE_DEVICE", None)
+        other = {
+            keyword: [re.sub(r"--start-period=\S+ ", "", i.args) for i in stage.instructions if i.keyword == keyword]
+            for keyword in ("USER", "EXPOSE", "HEALTHCHECK", "CMD", "WORKDIR")
+        }
+        return {"ENV": env, **other}
+
+    cpu, gpu = settings(stages["cpu"]), settings(stages["gpu"])
+    assert cpu == gpu
+    cpu_env = {k: v for i in stages["cpu"].instructions if i.keyword == "ENV" for k, v in h.env_assignments(i).items()}
+    assert cpu_env.get("POSE_DEVICE") == "cpu"
