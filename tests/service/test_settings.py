@@ -63,6 +63,8 @@ ENV_VALUES: dict[str, tuple[str, object]] = {
     "metrics_require_key": ("true", True),
     "sagemaker": ("true", True),
     "log_level": ("debug", "debug"),
+    "engine": ("torch", "torch"),
+    "engine_cache_dir": ("~/carpose-cache", Path("~/carpose-cache").expanduser()),
 }
 
 
@@ -122,3 +124,10 @@ def test_settings_are_frozen(clean_env: pytest.MonkeyPatch) -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.max_queue = 99  # type: ignore[misc]
+
+
+def test_an_empty_engine_cache_dir_turns_the_cache_off(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("POSE_ENGINE_CACHE_DIR", "")
+    assert Settings().engine_cache_dir is None
+    clean_env.delenv("POSE_ENGINE_CACHE_DIR")
+    assert Settings().engine_cache_dir == Path("~/.cache/carpose/openvino").expanduser()
