@@ -130,7 +130,7 @@ class DetectronBackend:
         # networks' own thread count (torch's is process-wide, set by the caller); 0 = every core.
         self.engine = resolve_engine(engine, self.device)
         build = network_builder(self.engine, threads, engine_cache_dir)
-        self._run = CompiledRCNN(self.model, build) if self.engine.compiled else self.model
+        self._run = CompiledRCNN(self.model, build, threads) if self.engine.compiled else self.model
         self.input_format = cfg.INPUT.FORMAT
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.classes = self.card.classes

@@ -8,15 +8,20 @@ with the same modules, except that three stages come from `Network`s built by th
 - the mask head's layers (four 3x3 convolutions, the upsampling and the predictor over pooled RoI features).
 
 The image normalisation and padding, anchors, proposal decoding, NMS, RoIAlign, the box predictor and the
-mask paste stay in PyTorch.
+mask paste stay in PyTorch. RoIAlign, the largest of them, runs its boxes in chunks on a thread pool
+(`ChunkedRoIAlign`): torchvision's CPU kernel uses one core, and each box is pooled on its own, so the answer is
+the same.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
 from detectron2.modeling import GeneralizedRCNN
+from detectron2.modeling.poolers import ROIPooler
 from detectron2.modeling.roi_heads.mask_head import mask_rcnn_inference
 from detectron2.structures import Instances
 from torch import nn
@@ -79,6 +84,33 @@ class MaskLayers(nn.Module):
         return self.head.layers(features)  # type: ignore[operator]  # Detectron2 is untyped
 
 
+class ChunkedRoIAlign(nn.Module):
+    """One pyramid level's RoIAlign (`detectron2.layers.ROIAlign`) over chunks of its boxes side by side."""
+
+    MIN_CHUNK = 16  # boxes: below this a chunk costs more in thread hand-offs than it saves
+
+    def __init__(self, inner: nn.Module, pool: ThreadPoolExecutor, chunks: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.pool = pool
+        self.chunks = chunks
+
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        chunks = min(self.chunks, boxes.shape[0] // self.MIN_CHUNK)
+        if chunks < 2:
+            return self.inner(features, boxes)
+        parts = self.pool.map(lambda part: self.inner(features, part), boxes.chunk(chunks))
+        return torch.cat(list(parts))
+
+
+def _chunk_poolers(pooler: ROIPooler, pool: ThreadPoolExecutor, chunks: int) -> None:
+    levels = pooler.level_poolers  # one RoIAlign per pyramid level
+    if not isinstance(levels, nn.ModuleList):
+        raise TypeError(f"expected a ModuleList of RoIAligns, got {type(levels).__name__}")
+    for index, level in enumerate(levels):
+        levels[index] = ChunkedRoIAlign(level, pool, chunks)
+
+
 def _pooled_example(pooler: nn.Module, channels: int) -> torch.Tensor:
     size = int(pooler.output_size[0])  # type: ignore[index]  # ROIPooler.output_size is a (h, w) tuple
     return torch.zeros(2, channels, size, size)
@@ -91,7 +123,7 @@ class CompiledRCNN:
     this wrapper from here on (it is already a serving-only object, see `inference.prepare_for_inference`).
     """
 
-    def __init__(self, model: GeneralizedRCNN, build: NetworkBuilder) -> None:
+    def __init__(self, model: GeneralizedRCNN, build: NetworkBuilder, threads: int = 0) -> None:
         self.model = model
         self.rpn = model.proposal_generator
         dense = DenseStage(model)
@@ -108,6 +140,13 @@ class CompiledRCNN:
             mask_example = _pooled_example(heads.mask_pooler, box_channels)
             mask_layers = build(MaskLayers(heads.mask_head), mask_example, (None, *mask_example.shape[1:]))
             heads.mask_head = CompiledMaskHead(mask_layers)
+        # `threads` as the engine's (0 = one per core): the pool's threads never run beside the networks.
+        workers = threads or os.cpu_count() or 1
+        if workers > 1:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="roi-align")
+            _chunk_poolers(heads.box_pooler, self._pool, workers)
+            if heads.mask_on:
+                _chunk_poolers(heads.mask_pooler, self._pool, workers)
 
     def __call__(self, batched_inputs: list[dict[str, Any]]) -> list[dict[str, Instances]]:
         model, rpn = self.model, self.rpn
