@@ -10,6 +10,7 @@ a calibrated chance of being right.
 
 A model directory enables it with a `view_classifier` entry in `model.json` (written by
 `models/view_training.py`); without one the backend gives no view probabilities and the rule decides alone.
+A `roll_head` entry adds the camera roll, read from the same trunk pass (`roll.py`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from torchvision.models import mobilenet_v2
 
 from ..modeling.inference import prepare_for_inference
 from ..postprocess import VIEWS
+from .roll import TRUNK_CHANNELS, RollReader
 
 MODEL_CARD_KEY = "view_classifier"
-TRUNK_CHANNELS = 1280  # MobileNetV2's last feature map
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 PAD_VALUE = 114  # grey where the square crop leaves the photo: neutral after normalisation
@@ -108,10 +109,21 @@ def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-class ViewClassifier:
-    """Loads the `view_classifier` entry of a model directory; `probabilities(rgb, box)` -> 8 floats."""
+@dataclass(frozen=True)
+class CarReading:
+    """What the crop of the main car tells: its view probabilities and the camera roll (None without a roll head)."""
 
-    def __init__(self, model_dir: Path, entry: dict[str, Any], device: str = "cpu") -> None:
+    view_probs: tuple[float, ...]
+    roll_deg: float | None
+
+
+class ViewClassifier:
+    """Loads the `view_classifier` entry of a model directory; `probabilities(rgb, box)` -> 8 floats, `read(rgb,
+    box)` -> those and the camera roll when the directory has a roll head (`roll`)."""
+
+    def __init__(
+        self, model_dir: Path, entry: dict[str, Any], device: str = "cpu", roll: RollReader | None = None
+    ) -> None:
         self.spec = CropSpec(size=int(entry["crop_size"]), context=float(entry["context"]))
         self.temperature = float(entry["temperature"])
         self.device = device
@@ -120,19 +132,37 @@ class ViewClassifier:
         self.net.load_state_dict({key: value.float() for key, value in state.items()})
         self.net.to(device)
         prepare_for_inference(self.net)  # batch norms folded, NHWC: see service/modeling/inference.py
+        self.roll = roll
 
     @classmethod
     def from_card(cls, model_dir: Path, card: dict[str, Any], device: str = "cpu") -> ViewClassifier | None:
         entry = card.get(MODEL_CARD_KEY)
-        return None if not isinstance(entry, dict) else cls(model_dir, entry, device)
+        if not isinstance(entry, dict):
+            return None
+        return cls(model_dir, entry, device, roll=RollReader.from_card(model_dir, card, device))
 
-    def logits(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """Mirror-averaged logits of one car (before the temperature)."""
+    def features(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> torch.Tensor:
+        """Trunk features (2, 1280, 7, 7) of the car's crop and its mirror image."""
         crop = crop_car(rgb, box, self.spec)
         batch = to_tensor(np.stack([crop, crop[:, ::-1]])).to(device=self.device, memory_format=torch.channels_last)
         with torch.inference_mode():
-            return mirror_averaged_logits(self.net(batch).float()).cpu().numpy()[0]
+            return self.net.trunk(batch)
+
+    def _probabilities(self, features: torch.Tensor) -> tuple[float, ...]:
+        with torch.inference_mode():
+            logits = mirror_averaged_logits(self.net.head(features).float()).cpu().numpy()[0]
+        return tuple(float(p) for p in softmax(logits, self.temperature) if math.isfinite(p))
+
+    def logits(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """Mirror-averaged logits of one car (before the temperature)."""
+        with torch.inference_mode():
+            return mirror_averaged_logits(self.net.head(self.features(rgb, box)).float()).cpu().numpy()[0]
 
     def probabilities(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, ...]:
-        probs = softmax(self.logits(rgb, box), self.temperature)
-        return tuple(float(p) for p in probs if math.isfinite(p))
+        return self._probabilities(self.features(rgb, box))
+
+    def read(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> CarReading:
+        """View probabilities and camera roll from one trunk pass over the crop and its mirror image."""
+        features = self.features(rgb, box)
+        roll = None if self.roll is None else self.roll.roll_deg(features)
+        return CarReading(self._probabilities(features), roll)
