@@ -402,7 +402,7 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     er.add_argument("--labels", help="TSV with a header row naming `file` and the --column")
     er.add_argument("--column", default="inplane_deg", help="the photos' own roll in the labels file, degrees")
     er.add_argument("--rolls", default="-15,-8,-4,0,4,8,15", help="applied rolls, degrees, comma-separated")
-    er.add_argument("--threshold", type=float, default=6.0, help="hold_level threshold to count false flags at")
+    er.add_argument("--threshold", type=float, default=8.0, help="hold_level threshold to count false flags at")
     er.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     er.set_defaults(func=cmd_eval_roll)
 

@@ -35,7 +35,7 @@ class QualityThresholds:
     max_brightness: float
     max_clipped_fraction: float  # share of the car's pixels that are black or white
     other_car_min_size: float = 0.3  # another car's box outside the posed car's / the posed car's box area
-    max_roll_deg: float = 6.0  # most |camera roll| of a level photo
+    max_roll_deg: float = 8.0  # most |camera roll| of a level photo
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QualityThresholds:

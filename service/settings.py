@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         "this share of the posed car's box area; 0 = every other car counts",
     )
     quality_max_roll_deg: float = Field(
-        6.0,
+        8.0,
         ge=0.0,
         le=90.0,
         description="quality.level: most |roll_deg| (camera roll) of a level photo; beyond it guidance says "

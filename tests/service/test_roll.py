@@ -20,10 +20,10 @@ from service.schemas import PoseResponse
 from service.settings import Settings
 
 PHOTO = "car10.jpg"  # a test photo (nothing trained on it), a back_left view
-ROLL_DEG = 12.0  # beyond the default POSE_QUALITY_MAX_ROLL_DEG, well inside the head's trained range
+ROLL_DEG = 15.0  # beyond the default POSE_QUALITY_MAX_ROLL_DEG, well inside the head's trained range
 # From the measurement on rolled copies of the 100 test photos (docs/quality.md, "Camera roll"): 90 % of the readings
 # are within TOLERANCE_DEG of the applied roll.
-TOLERANCE_DEG = 5.0
+TOLERANCE_DEG = 8.0
 
 
 @pytest.fixture(scope="module")
