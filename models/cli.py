@@ -336,7 +336,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """train, eval, train-views, turntable, report and data, for `carpose` (service.cli)."""
+    """train, eval, train-views, train-roll, eval-roll, turntable, report and data, for `carpose` (service.cli)."""
     train = sub.add_parser("train", help="train a model and export a model directory")
     train.add_argument("--recipe", default="cpu_mnv2_fpn", help="cpu_mnv2_fpn, gpu_r50_fpn or a config file")
     train.add_argument("--dataset", default=str(DEFAULT_DATASET_DIR), help="COCO car-parts dataset directory")

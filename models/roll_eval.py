@@ -71,7 +71,7 @@ def summarise_readings(readings: Sequence[RollReading], threshold_deg: float) ->
     read = [r for r in readings if r.roll_deg is not None]
     predicted = np.array([r.roll_deg for r in read], dtype=float)
     truth = np.array([r.truth_deg for r in read], dtype=float)
-    out = error_summary(predicted, truth) if read else {"count": 0}
+    out: dict[str, Any] = error_summary(predicted, truth) if read else {"count": 0}
     out["unread"] = len(readings) - len(read)
     level = np.array([r.applied_deg == 0.0 and abs(r.truth_deg) <= 1.0 for r in read])
     out["level_photos"] = int(level.sum())

@@ -214,10 +214,10 @@ def fit_projection(features: np.ndarray, components: int, seed: int, cells: int 
 def fold_projection(head: RollHead, projection: Projection) -> RollHead:
     """The same function on raw trunk channels: conv(P (x - mean)) = (W P) x + (b - W P mean)."""
     conv = head.reduce[0]
-    assert isinstance(conv, nn.Conv2d)
+    assert isinstance(conv, nn.Conv2d) and conv.bias is not None
     weight = conv.weight.detach()[:, :, 0, 0].double() @ torch.from_numpy(projection.basis).double()  # (out, C)
     bias = conv.bias.detach().double() - weight @ torch.from_numpy(projection.mean).double()
-    folded = RollHead(channels=conv.out_channels, grid=head.grid, dropout=float(head.regress[1].p))
+    folded = RollHead(channels=conv.out_channels, grid=head.grid, dropout=head.dropout)
     state = head.state_dict()
     state["reduce.0.weight"] = weight.float()[:, :, None, None]
     state["reduce.0.bias"] = bias.float()
@@ -285,13 +285,17 @@ def cross_validate(data: RollFeatures, projected: np.ndarray, photos: int, recip
     return {"predicted": predicted, "truth": truth, "summary": error_summary(predicted, truth)}
 
 
-def export_roll_head(head: RollHead, model_dir: Path, recipe: RollRecipe, entry: dict[str, Any]) -> None:
+def export_roll_head(
+    head: RollHead, model_dir: Path, spec: CropSpec, recipe: RollRecipe, entry: dict[str, Any]
+) -> None:
     state = {key: value.half() if value.is_floating_point() else value for key, value in head.state_dict().items()}
     torch.save(state, model_dir / WEIGHTS_FILE)
     card_path = model_dir / "model.json"
     card = json.loads(card_path.read_text())
     card[MODEL_CARD_KEY] = {
         "weights": WEIGHTS_FILE,
+        "crop_size": spec.size,  # the view classifier's crop it reads (RollReader.fits)
+        "context": spec.context,
         "head": {"channels": recipe.channels, "grid": head.grid, "dropout": recipe.dropout},
         "scale_deg": ROLL_SCALE_DEG,
         **entry,
@@ -346,5 +350,5 @@ def train_roll(
         "cross_validated": None if cv is None else {"folds": recipe.folds, "photos": len(images), **cv["summary"]},
         "sign": "positive = the scene appears turned counter-clockwise (the camera was turned clockwise)",
     }
-    export_roll_head(head, Path(model_dir), recipe, entry)
+    export_roll_head(head, Path(model_dir), spec, recipe, entry)
     return {} if cv is None else cv["summary"]

@@ -39,6 +39,7 @@ class RollHead(nn.Module):
     ) -> None:
         super().__init__()
         self.grid = grid
+        self.dropout = dropout
         self.reduce = nn.Sequential(nn.Conv2d(in_channels, channels, 1), nn.ReLU())
         self.regress = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * grid * grid, 1))
 
@@ -57,6 +58,8 @@ class RollReader:
 
     def __init__(self, model_dir: Path, entry: dict[str, Any], device: str = "cpu") -> None:
         self.scale_deg = float(entry.get("scale_deg", ROLL_SCALE_DEG))
+        # The crop it was trained on: its features mean nothing for another size or margin (`fits`).
+        self.crop = (int(entry["crop_size"]), float(entry["context"]))
         self.head = RollHead(**(entry.get("head") or {}))
         state = torch.load(Path(model_dir) / str(entry["weights"]), map_location="cpu", weights_only=True)
         self.head.load_state_dict({key: value.float() for key, value in state.items()})
@@ -66,6 +69,10 @@ class RollReader:
     def from_card(cls, model_dir: Path, card: dict[str, Any], device: str = "cpu") -> RollReader | None:
         entry = card.get(MODEL_CARD_KEY)
         return None if not isinstance(entry, dict) else cls(model_dir, entry, device)
+
+    def fits(self, crop_size: int, context: float) -> bool:
+        """It was trained on the features of this crop (the view classifier's `CropSpec`)."""
+        return self.crop == (crop_size, context)
 
     def roll_deg(self, features: torch.Tensor) -> float | None:
         """Features of a crop and its mirror image (2, 1280, 7, 7) -> the photo's roll in degrees."""

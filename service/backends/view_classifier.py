@@ -15,6 +15,7 @@ A `roll_head` entry adds the camera roll, read from the same trunk pass (`roll.p
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..postprocess import VIEWS
 from .roll import TRUNK_CHANNELS, RollReader
 
 MODEL_CARD_KEY = "view_classifier"
+log = logging.getLogger("service.backends.view_classifier")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 PAD_VALUE = 114  # grey where the square crop leaves the photo: neutral after normalisation
@@ -139,7 +141,15 @@ class ViewClassifier:
         entry = card.get(MODEL_CARD_KEY)
         if not isinstance(entry, dict):
             return None
-        return cls(model_dir, entry, device, roll=RollReader.from_card(model_dir, card, device))
+        classifier = cls(model_dir, entry, device)
+        roll = RollReader.from_card(model_dir, card, device)
+        if roll is not None and not roll.fits(classifier.spec.size, classifier.spec.context):
+            # A view classifier retrained on another crop: the roll head's features would not match. No roll
+            # (retrain it with `carpose train-roll`) rather than a wrong one.
+            log.warning("roll head trained on another crop than the view classifier's: no roll_deg")
+            roll = None
+        classifier.roll = roll
+        return classifier
 
     def features(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> torch.Tensor:
         """Trunk features (2, 1280, 7, 7) of the car's crop and its mirror image."""
