@@ -10,6 +10,8 @@ carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error
 carpose report  [--model-dir DIR]
 carpose train-views [--model-dir DIR] [--views FILE.tsv] [--images DIR]   (learned view classifier, cross-validated)
 carpose eval --views FILE.tsv [--images DIR]   (served views against views labelled by eye)
+carpose train-roll [--model-dir DIR] [--images DIR]   (camera-roll head, self-supervised by rotation)
+carpose eval-roll --images DIR [--labels TSV --column inplane_deg] [--rolls -15,0,15]   (served roll_deg)
 carpose eval --yaw LABELS.tsv --images DIR [--write]   (served azimuth_deg against a measured continuous yaw)
 carpose batch   SOURCE --output results.jsonl|.parquet [--address ADDR] [--gpus N]   (Ray; the `batch` extra)
 carpose serve   [--sagemaker] [--host HOST] [--port PORT]   (the HTTP service; --sagemaker: /ping, /invocations)
@@ -214,6 +216,32 @@ def cmd_train_views(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_roll(args: argparse.Namespace) -> int:
+    from .roll_training import train_roll
+
+    model_dir = Path(args.model_dir or _default_model_dir())
+    summary = train_roll(model_dir, Path(args.images))
+    print("held-out (cross-validated) roll on rolled copies:", json.dumps(summary))
+    return 0
+
+
+def cmd_eval_roll(args: argparse.Namespace) -> int:
+    from service.backends.detectron import DetectronBackend
+
+    from .roll_eval import read_label_column, read_rolls, summarise_readings
+
+    model_dir = Path(args.model_dir or _default_model_dir())
+    images = Path(args.images)
+    own = read_label_column(Path(args.labels), args.column) if args.labels else None
+    photos = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if own is not None:
+        photos = [p for p in photos if p.name in own]
+    rolls = [float(v) for v in args.rolls.split(",")]
+    readings = read_rolls(DetectronBackend(model_dir, device=args.device), photos, own, rolls)
+    print(json.dumps(summarise_readings(readings, args.threshold), indent=2))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
@@ -312,7 +340,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """train, eval, train-views, turntable, report and data, for `carpose` (service.cli)."""
+    """train, eval, train-views, train-roll, eval-roll, turntable, report and data, for `carpose` (service.cli)."""
     train = sub.add_parser("train", help="train a model and export a model directory")
     train.add_argument("--recipe", default="cpu_mnv2_fpn", help="cpu_mnv2_fpn, gpu_r50_fpn or a config file")
     train.add_argument("--dataset", default=str(DEFAULT_DATASET_DIR), help="COCO car-parts dataset directory")
@@ -363,6 +391,25 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     tv.add_argument("--quiet", action="store_true", help="no progress bar")
     tv.set_defaults(func=cmd_train_views)
+
+    tr = sub.add_parser(
+        "train-roll", help="train the camera-roll head of a model directory (needs its view classifier)"
+    )
+    tr.add_argument("--model-dir")
+    tr.add_argument(
+        "--images", default=str(DEFAULT_VIEW_IMAGES), help="near-level photos with annotations.json beside the folder"
+    )
+    tr.set_defaults(func=cmd_train_roll)
+
+    er = sub.add_parser("eval-roll", help="served roll_deg on photos and copies rolled by known angles")
+    er.add_argument("--model-dir")
+    er.add_argument("--images", required=True, help="directory of photos (level unless --labels gives their roll)")
+    er.add_argument("--labels", help="TSV with a header row naming `file` and the --column")
+    er.add_argument("--column", default="inplane_deg", help="the photos' own roll in the labels file, degrees")
+    er.add_argument("--rolls", default="-15,-8,-4,0,4,8,15", help="applied rolls, degrees, comma-separated")
+    er.add_argument("--threshold", type=float, default=8.0, help="hold_level threshold to count false flags at")
+    er.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    er.set_defaults(func=cmd_eval_roll)
 
     tt = sub.add_parser("turntable", help="azimuth error on turntable photos of known yaw")
     tt.add_argument("--turntable", default=str(DEFAULT_TURNTABLE_DIR), help="directory of <car>_<NN>.jpg photos")

@@ -63,6 +63,11 @@ FIX_CODES: dict[str, FixCode] = {
         "The side of the car facing you is unclear: show the whole car, from a little further away.",
         "a car but no yaw (azimuth_deg null: too few parts seen or the car too small to pose)",
     ),
+    "hold_level": FixCode(
+        "Hold the phone level: it is turned about {degrees}° {direction}.",
+        "quality.level is false: the camera roll |roll_deg| exceeds POSE_QUALITY_MAX_ROLL_DEG (a measured roll, "
+        "not tilt_deg, whose wheel line slopes with perspective)",
+    ),
     "too_dark": FixCode(
         "Too dark: find more light or turn toward it.",
         "quality.exposure is too_dark",
@@ -137,6 +142,10 @@ def guide(pose: PoseResponse, target_view: str) -> Guidance:
             found["move_closer"] = _fix("move_closer")
         if quality.other_cars:
             found["other_car_in_front"] = _fix("other_car_in_front")
+        if quality.level is False and pose.roll_deg is not None:
+            # roll_deg > 0: the scene appears turned counter-clockwise because the phone was turned clockwise.
+            direction = "clockwise" if pose.roll_deg > 0 else "counter-clockwise"
+            found["hold_level"] = _fix("hold_level", degrees=str(round(abs(pose.roll_deg))), direction=direction)
         if quality.exposure != "ok":  # the exposure verdict's direction names the fix
             found[quality.exposure] = _fix(quality.exposure)
         if not quality.sharp:

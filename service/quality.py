@@ -35,6 +35,7 @@ class QualityThresholds:
     max_brightness: float
     max_clipped_fraction: float  # share of the car's pixels that are black or white
     other_car_min_size: float = 0.3  # another car's box outside the posed car's / the posed car's box area
+    max_roll_deg: float = 8.0  # most |camera roll| of a level photo
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QualityThresholds:
@@ -46,6 +47,7 @@ class QualityThresholds:
             max_brightness=settings.quality_max_brightness,
             max_clipped_fraction=settings.quality_max_clipped_fraction,
             other_car_min_size=settings.quality_other_car_min_size,
+            max_roll_deg=settings.quality_max_roll_deg,
         )
 
     @classmethod
@@ -67,6 +69,9 @@ class Quality:
     exposure: str = "ok"  # ok, too_dark or too_bright
     whole_car: bool = True  # service.framing: false for a close-up of a part or a section of the car
     other_cars: int = 0  # other cars prominent enough to be taken for the posed one (service.framing)
+    # |camera roll| within the threshold; None without a roll measure. Not part of `ok`: a rolled photo still shows
+    # the whole car sharp and lit (a listing can straighten it); guidance asks for a level shot (`hold_level`).
+    level: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -172,6 +177,7 @@ def assess(rgb: np.ndarray, car: Detection | None, thresholds: QualityThresholds
         clipped_fraction=clipped,
         exposure_ok=exposure == "ok",
         exposure=exposure,
+        level=None if car.roll_deg is None else abs(car.roll_deg) <= thresholds.max_roll_deg,
     )
 
 

@@ -32,6 +32,7 @@ def to_response(
         coarse_view=pose.coarse_view,
         azimuth_deg=None if pose.azimuth_deg is None else round(pose.azimuth_deg, 1),
         tilt_deg=None if pose.tilt_deg is None else round(pose.tilt_deg, 2),
+        roll_deg=None if pose.car is None or pose.car.roll_deg is None else round(pose.car.roll_deg, 1),
         confidence=round(pose.confidence, 3),
         reason=pose.reason,
         cars_detected=pose.cars_detected,
@@ -69,6 +70,7 @@ def quality_out(quality: Quality | None) -> QualityOut | None:
         exposure=quality.exposure,
         whole_car=quality.whole_car,
         other_cars=quality.other_cars,
+        level=quality.level,
     )
 
 

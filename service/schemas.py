@@ -83,6 +83,11 @@ class QualityOut(BaseModel):
         description="Other cars whose visible box is at least POSE_QUALITY_OTHER_CAR_MIN_SIZE of the posed car's "
         "box area: a buyer could take them for it",
     )
+    level: bool | None = Field(
+        None,
+        description="|roll_deg| <= POSE_QUALITY_MAX_ROLL_DEG; null without a roll measure. Not part of ok (a rolled "
+        "photo can be straightened); guidance asks for hold_level when false",
+    )
 
 
 class PoseResponse(BaseModel):
@@ -94,7 +99,14 @@ class PoseResponse(BaseModel):
     tilt_deg: float | None = Field(
         description="Slope of the front-to-rear wheel line vs the image horizontal, counter-clockwise positive; "
         "null with fewer than two wheels on one side. Perspective makes it tens of degrees on level photos of "
-        "diagonal views: it is not camera roll"
+        "diagonal views: it is not camera roll (roll_deg is)"
+    )
+    roll_deg: float | None = Field(
+        None,
+        description="Camera roll, degrees: how far the scene appears turned in the image plane, counter-clockwise "
+        "positive (the horizon rises to the right; the camera was turned clockwise): turning the photo clockwise by "
+        "roll_deg levels it. Read from the main car's crop by the model's roll head (docs/api.md); null when no car "
+        "was found or the model has no roll head",
     )
     confidence: float = Field(ge=0, le=1)
     reason: Reason | None = Field(description="Why view is null or partial; null when the full pose was given")
@@ -122,6 +134,7 @@ class PoseResponse(BaseModel):
                     "coarse_view": "front",
                     "azimuth_deg": 38.5,
                     "tilt_deg": -1.2,
+                    "roll_deg": 0.4,
                     "confidence": 0.81,
                     "reason": None,
                     "cars_detected": 1,
@@ -153,6 +166,7 @@ class PoseResponse(BaseModel):
                         "exposure": "ok",
                         "whole_car": True,
                         "other_cars": 0,
+                        "level": True,
                     },
                 }
             ]

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         description="quality.other_cars: another car counts when its box outside the posed car's box is at least "
         "this share of the posed car's box area; 0 = every other car counts",
     )
+    quality_max_roll_deg: float = Field(
+        8.0,
+        ge=0.0,
+        le=90.0,
+        description="quality.level: most |roll_deg| (camera roll) of a level photo; beyond it guidance says "
+        "hold_level (docs/quality.md)",
+    )
 
     rekognition_enabled: bool = Field(False, description="Enable POST /pose/rekognition")
     rekognition_region: str = Field("us-east-1", description="AWS region of Rekognition")

@@ -187,7 +187,7 @@ def carpose_commands() -> set[str]:
 
 
 def test_carpose_has_the_training_commands_where_they_are_installed() -> None:
-    training = {"train", "eval", "train-views", "turntable", "report", "data"}
+    training = {"train", "eval", "train-views", "train-roll", "eval-roll", "turntable", "report", "data"}
     assert carpose_commands() == {"predict", "batch", "serve"} | training
 
 

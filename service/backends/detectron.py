@@ -214,7 +214,7 @@ class DetectronBackend:
         return select_main_car(detections, size, PoseConfig(score_threshold=self.score_threshold))
 
     def _with_view(self, rgb: np.ndarray, detections: list[Detection]) -> list[Detection]:
-        """Attach the view classifier's probabilities to the car the pose will use (the only one it needs)."""
+        """Attach the view classifier's probabilities and roll to the car the pose will use (the only one it needs)."""
         if self.view_classifier is None:
             return detections
         height, width = rgb.shape[:2]
@@ -226,5 +226,8 @@ class DetectronBackend:
         offsets = [np.abs(np.subtract(detections[i].box, main.box)).sum() for i in cars]
         index = cars[int(np.argmin(offsets))]
         with self._lock:
-            probs = self.view_classifier.probabilities(rgb, main.box)
-        return [replace(d, view_probs=probs) if i == index else d for i, d in enumerate(detections)]
+            read = self.view_classifier.read(rgb, main.box)  # with the camera roll when there is a roll head
+        return [
+            replace(d, view_probs=read.view_probs, roll_deg=read.roll_deg) if i == index else d
+            for i, d in enumerate(detections)
+        ]

@@ -10,10 +10,12 @@ a calibrated chance of being right.
 
 A model directory enables it with a `view_classifier` entry in `model.json` (written by
 `models/view_training.py`); without one the backend gives no view probabilities and the rule decides alone.
+A `roll_head` entry adds the camera roll, read from the same trunk pass (`roll.py`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +30,10 @@ from torchvision.models import mobilenet_v2
 from ..modeling.inference import prepare_for_inference
 from ..modeling.networks import Network, NetworkBuilder, TorchNetwork
 from ..postprocess import VIEWS
+from .roll import TRUNK_CHANNELS, RollReader
 
 MODEL_CARD_KEY = "view_classifier"
-TRUNK_CHANNELS = 1280  # MobileNetV2's last feature map
+log = logging.getLogger("service.backends.view_classifier")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 PAD_VALUE = 114  # grey where the square crop leaves the photo: neutral after normalisation
@@ -109,13 +112,42 @@ def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class CarReading:
+    """What the crop of the main car tells: its view probabilities and the camera roll (None without a roll head)."""
+
+    view_probs: tuple[float, ...]
+    roll_deg: float | None
+
+
+class CarReadingNet(nn.Module):
+    """A crop and its mirror image -> the view logits and, with a roll head, its raw output: one trunk pass, one
+    network for the engine to compile."""
+
+    def __init__(self, net: ViewNet, roll_head: nn.Module | None) -> None:
+        super().__init__()
+        self.net = net
+        self.roll_head = roll_head
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.net.trunk(images)
+        logits = self.net.head(features)
+        return (logits,) if self.roll_head is None else (logits, self.roll_head(features))
+
+
 class ViewClassifier:
-    """Loads the `view_classifier` entry of a model directory; `probabilities(rgb, box)` -> 8 floats."""
+    """Loads the `view_classifier` entry of a model directory; `read(rgb, box)` -> the 8 view probabilities and the
+    camera roll when the directory has a roll head (`roll.py`)."""
 
     def __init__(
-        self, model_dir: Path, entry: dict[str, Any], device: str = "cpu", build: NetworkBuilder | None = None
+        self,
+        model_dir: Path,
+        entry: dict[str, Any],
+        device: str = "cpu",
+        build: NetworkBuilder | None = None,
+        roll: RollReader | None = None,
     ) -> None:
-        self.spec = CropSpec(size=int(entry["crop_size"]), context=float(entry["context"]))
+        self.spec = crop_spec(entry)
         self.temperature = float(entry["temperature"])
         self.device = device
         self.net = ViewNet(entry.get("head"))
@@ -123,24 +155,38 @@ class ViewClassifier:
         self.net.load_state_dict({key: value.float() for key, value in state.items()})
         self.net.to(device)
         prepare_for_inference(self.net)  # batch norms folded, NHWC: see service/modeling/inference.py
+        self.roll = roll
+        reading = CarReadingNet(self.net, None if roll is None else roll.head)
         # The photo and its mirror image, one call: the only input shape this network ever sees.
         example = torch.zeros(2, 3, self.spec.size, self.spec.size)
-        self.network: Network = TorchNetwork(self.net) if build is None else build(self.net, example, example.shape)
+        self.network: Network = TorchNetwork(reading) if build is None else build(reading, example, example.shape)
 
     @classmethod
     def from_card(
         cls, model_dir: Path, card: dict[str, Any], device: str = "cpu", build: NetworkBuilder | None = None
     ) -> ViewClassifier | None:
         entry = card.get(MODEL_CARD_KEY)
-        return None if not isinstance(entry, dict) else cls(model_dir, entry, device, build)
+        if not isinstance(entry, dict):
+            return None
+        spec = crop_spec(entry)
+        roll = RollReader.from_card(model_dir, card, device)
+        if roll is not None and not roll.fits(spec.size, spec.context):
+            # A view classifier retrained on another crop: the roll head's features would not match. No roll
+            # (retrain it with `carpose train-roll`) rather than a wrong one.
+            log.warning("roll head trained on another crop than the view classifier's: no roll_deg")
+            roll = None
+        return cls(model_dir, entry, device, build, roll)
 
-    def logits(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """Mirror-averaged logits of one car (before the temperature)."""
+    def read(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> CarReading:
+        """View probabilities and camera roll from one pass over the crop and its mirror image."""
         crop = crop_car(rgb, box, self.spec)
-        batch = to_tensor(np.stack([crop, crop[:, ::-1]])).to(device=self.device)
-        with torch.inference_mode():
-            return mirror_averaged_logits(self.network(batch)[0].float()).cpu().numpy()[0]
+        outputs = self.network(to_tensor(np.stack([crop, crop[:, ::-1]])).to(device=self.device))
+        logits = mirror_averaged_logits(outputs[0].float()).cpu().numpy()[0]
+        probs = tuple(float(p) for p in softmax(logits, self.temperature) if math.isfinite(p))
+        roll = None if self.roll is None else self.roll.degrees(outputs[1])
+        return CarReading(probs, roll)
 
-    def probabilities(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, ...]:
-        probs = softmax(self.logits(rgb, box), self.temperature)
-        return tuple(float(p) for p in probs if math.isfinite(p))
+
+def crop_spec(entry: dict[str, Any]) -> CropSpec:
+    """The crop a `view_classifier` entry was trained on."""
+    return CropSpec(size=int(entry["crop_size"]), context=float(entry["context"]))

@@ -18,6 +18,9 @@ class Detection:
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)  # bool HxW, image-sized
     # For a car: 8 calibrated probabilities in `VIEWS` order, attached by a backend with a view classifier.
     view_probs: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
+    # For a car: the camera roll in degrees read from its crop (service/backends/roll.py; + = scene turned
+    # counter-clockwise), attached with view_probs by a backend with a roll head.
+    roll_deg: float | None = field(default=None, compare=False, repr=False)
 
     @property
     def width(self) -> float:

@@ -74,8 +74,8 @@ def test_a_mirrored_photo_gets_the_mirrored_view(trained_model_dir: Path, car_pa
     width = rgb.shape[1]
     box = (40.0, 60.0, width - 100.0, rgb.shape[0] - 20.0)
     mirrored_box = (width - box[2], box[1], width - box[0], box[3])
-    probs = np.array(classifier.probabilities(rgb, box))
-    mirrored = np.array(classifier.probabilities(np.ascontiguousarray(rgb[:, ::-1]), mirrored_box))
+    probs = np.array(classifier.read(rgb, box).view_probs)
+    mirrored = np.array(classifier.read(np.ascontiguousarray(rgb[:, ::-1]), mirrored_box).view_probs)
     # Mirror averaging makes the classifier exactly mirror-symmetric, up to the crop's pixel rounding.
     assert np.abs(mirrored - probs[list(MIRRORED_INDEX)]).max() < 0.02
     assert VIEWS[MIRRORED_INDEX[VIEWS.index("front_left")]] == "front_right"

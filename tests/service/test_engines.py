@@ -126,6 +126,9 @@ def test_default_model_answers_the_same_on_each_engine(
         assert _box_gap(want.pose.car.box, got.pose.car.box) <= BOX_TOLERANCE_PX, name
         assert want.pose.azimuth_deg is not None and got.pose.azimuth_deg is not None
         assert abs(want.pose.azimuth_deg - got.pose.azimuth_deg) < 1.0, name
+        want_roll, got_roll = want.pose.car.roll_deg, got.pose.car.roll_deg
+        assert (want_roll is None) == (got_roll is None), name
+        assert want_roll is None or got_roll is None or abs(want_roll - got_roll) <= 0.2, name
         # Every clear part (a score away from the threshold, where float rounding cannot move it across) is found
         # by the other engine too, in the same place.
         for mine, theirs in ((want.detections, got.detections), (got.detections, want.detections)):

@@ -127,6 +127,22 @@ def test_close_up_and_another_car_are_fixes_of_their_own() -> None:
     assert crowded.on_target and not crowded.ready
 
 
+def test_hold_level_follows_the_measured_roll_never_the_wheel_line() -> None:
+    # A level photo whose wheel line slopes -35 degrees with perspective: no hold_level.
+    level = answer("front_left", 45.0, level=True).model_copy(update={"tilt_deg": -35.0, "roll_deg": 1.5})
+    assert not guide(level, "front_left").fixes
+    # roll_deg > 0: the scene turned counter-clockwise, so the phone was turned clockwise.
+    for roll, direction in ((11.6, "clockwise"), (-9.4, "counter-clockwise")):
+        rolled = answer("front_left", 45.0, level=False).model_copy(update={"tilt_deg": 0.0, "roll_deg": roll})
+        fixes = guide(rolled, "front_left").fixes
+        assert [fix.code for fix in fixes] == ["hold_level"]
+        assert fixes[0].message == f"Hold the phone level: it is turned about {round(abs(roll))}° {direction}."
+    # No roll measure (a model without a roll head): no verdict, no fix.
+    unknown = answer("front_left", 45.0).model_copy(update={"tilt_deg": -35.0})
+    assert unknown.quality is not None and unknown.quality.level is None
+    assert not guide(unknown, "front_left").fixes
+
+
 def test_next_view_is_the_closest_missing_one_and_keeps_the_direction() -> None:
     poses = [answer("front", 0.0), answer("front_left", 45.0)]
     assert next_view(poses, ["left", "front_right"]) == "left"

@@ -93,9 +93,9 @@ def test_sharpness_does_not_depend_on_the_upload_size(photo: np.ndarray) -> None
 
 
 def test_the_thresholds_are_the_settings() -> None:
-    settings = Settings(quality_min_sharpness=5.0, quality_max_brightness=0.5)
+    settings = Settings(quality_min_sharpness=5.0, quality_max_brightness=0.5, quality_max_roll_deg=3.0)
     thresholds = QualityThresholds.from_settings(settings)
-    assert (thresholds.min_sharpness, thresholds.max_brightness) == (5.0, 0.5)
+    assert (thresholds.min_sharpness, thresholds.max_brightness, thresholds.max_roll_deg) == (5.0, 0.5, 3.0)
     assert QualityThresholds.defaults().min_sharpness == Settings.model_fields["quality_min_sharpness"].default
 
 
@@ -118,6 +118,7 @@ def test_every_pose_answer_has_quality(photo_client: TestClient) -> None:
         "exposure",
         "whole_car",
         "other_cars",
+        "level",
     }
     assert quality["ok"] is True
     assert quality["whole_car"] is True and quality["other_cars"] == 0 and quality["exposure"] == "ok"

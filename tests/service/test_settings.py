@@ -42,6 +42,7 @@ ENV_VALUES: dict[str, tuple[str, object]] = {
     "quality_max_brightness": ("0.9", 0.9),
     "quality_max_clipped_fraction": ("0.3", 0.3),
     "quality_other_car_min_size": ("0.5", 0.5),
+    "quality_max_roll_deg": ("4.5", 4.5),
     "coverage_min_confidence": ("0.8", 0.8),
     "rekognition_enabled": ("true", True),
     "rekognition_region": ("eu-west-1", "eu-west-1"),

@@ -205,6 +205,7 @@ def rich_response(rendered_image: str) -> dict[str, Any]:
         "coarse_view": "front",
         "azimuth_deg": 41.0,
         "tilt_deg": -1.5,
+        "roll_deg": 1.2,
         "confidence": 0.96,
         "reason": None,
         "cars_detected": 1,
@@ -246,6 +247,9 @@ def test_full_result_dial_and_escaping(
         assert page.text_content("#tilt").startswith("-1.5°")
         # The wheel line's slope is perspective, not a crooked photo (issue 21).
         assert "wheel-line slope" in page.text_content("#tilt") and "lower" not in page.text_content("#tilt")
+        # A small measured roll on a photo the API calls level reads as level, not as a crooked photo.
+        assert page.text_content("#roll") == "level (+1.2°)"
+        assert page.get_attribute("#roll", "data-level") == "true"
         assert page.get_attribute("#view", "data-unsure") == "false"
         assert page.locator("#parts tbody tr").count() == 5
         assert page.text_content("#parts tbody tr:first-child td") == "front bumper"
@@ -418,8 +422,14 @@ def test_low_confidence_and_verdicts_in_words(
         "exposure": "too_bright",
         "whole_car": False,
         "other_cars": 1,
+        "level": False,
     }
-    body = rich_response(rendered) | {"confidence": 0.585, "view": "back_left", "quality": quality}
+    body = rich_response(rendered) | {
+        "confidence": 0.585,
+        "view": "back_left",
+        "quality": quality,
+        "roll_deg": -9.4,
+    }
     context, page, watch = new_page(playwright_browser, DESKTOP)
     try:
         open_page(page, tiny_server)
@@ -437,6 +447,9 @@ def test_low_confidence_and_verdicts_in_words(
         assert "close-up" in checks["whole_car"]
         assert page.get_attribute('#quality li[data-check="whole_car"]', "data-ok") == "false"
         assert "Another car" in checks["other_cars"]
+        # Beyond POSE_QUALITY_MAX_ROLL_DEG (quality.level false) the roll is said with the way to turn the phone.
+        assert page.text_content("#roll") == "turned 9° counter-clockwise: hold the phone level"
+        assert page.get_attribute("#roll", "data-level") == "false"
         page.screenshot(path=artifacts_dir / "desktop_not_sure.png", full_page=True)
         watch.check()
     finally:

@@ -478,6 +478,25 @@
     box.hidden = false;
   }
 
+  // The measured camera roll (roll_deg: + = the scene turned counter-clockwise, the phone clockwise). A photo is
+  // called crooked only when the API's own verdict (quality.level, POSE_QUALITY_MAX_ROLL_DEG) says so: a level
+  // photo reads "level" whatever small number the roll head gives, never a slope to worry about (issue 21).
+  function showRoll(rollDeg, quality) {
+    const roll = $("roll");
+    const value = num(rollDeg, 1);
+    if (value === null) {
+      roll.textContent = "not measured";
+      roll.dataset.level = "";
+      return;
+    }
+    const level = !quality || quality.level !== false;
+    roll.dataset.level = level ? "true" : "false";
+    const phone = rollDeg > 0 ? "clockwise" : "counter-clockwise";
+    roll.textContent = level
+      ? "level (" + (rollDeg > 0 ? "+" : "") + value + "°)"
+      : "turned " + num(Math.abs(rollDeg), 0) + "° " + phone + ": hold the phone level";
+  }
+
   function showResult(body, roundTripMs, backendName) {
     const view = $("view");
     view.textContent = viewWords(body);
@@ -510,6 +529,7 @@
       const t = body.tilt_deg;
       $("tilt").textContent = (t > 0 ? "+" : "") + tilt + "° wheel-line slope in the image (perspective, not camera roll)";
     }
+    showRoll(body.roll_deg, body.quality);
     const confidence = num(body.confidence * 100, 0);
     const unsure = body.view && body.confidence < SURE_CONFIDENCE;
     $("confidence").textContent = (confidence === null ? "–" : confidence + " %") + (unsure ? " · not sure: retake or check" : "");
