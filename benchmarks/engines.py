@@ -1,6 +1,6 @@
 """The inference engines side by side on real photos: the same answers, and the time each takes.
 
-    python -m benchmarks.engines [--engines torch,openvino,openvino-bf16] [--images N] [--dataset DIR]
+    python -m benchmarks.engines [--engines torch,openvino] [--images N] [--dataset DIR]
                                  [--threads N] [--model-dir DIR]
 
 Each engine loads the model in this process (the time is printed: its start-up cost), then every photo of the
@@ -99,7 +99,7 @@ def percentile_ms(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--engines", default="torch,openvino,openvino-bf16", help="comma list; the first is the reference"
+        "--engines", default=",".join(ENGINES), help="comma list; the first is the reference (default: all)"
     )
     parser.add_argument("--images", type=int, default=100, help="photos of the test split (default: all 100)")
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET_DIR)
