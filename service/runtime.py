@@ -8,17 +8,20 @@ with its admission and limiters between them; `carpose predict`, `carpose eval` 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .backends.base import DetectionBackend
+from .backends.registry import spec_named
 from .exceptions import PoseError
 from .framing import extent_of, prominent_other_cars, whole_car
 from .imaging import DecodedImage, decode_upload
+from .margin import detect_with_margin, to_photo, with_margin
 from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose
 from .quality import Quality, QualityThresholds, assess
-from .settings import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, Settings
+from .settings import DEFAULT_FRAME_MARGIN, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, Settings
 
 
 class Stopwatch:
@@ -65,6 +68,8 @@ class Runtime:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds.defaults)
+    # Grey margin (share of each side) around the photo for detection (service.margin); 0 = the photo as it is.
+    frame_margin: float = DEFAULT_FRAME_MARGIN
 
     @classmethod
     def from_settings(cls, backend: DetectionBackend, settings: Settings) -> Runtime:
@@ -75,11 +80,24 @@ class Runtime:
             settings.max_upload_bytes,
             settings.max_image_pixels,
             QualityThresholds.from_settings(settings),
+            settings.frame_margin if spec_named(backend.name).frame_margin else 0.0,
         )
 
     def decode(self, data: bytes) -> DecodedImage:
         """Untrusted upload bytes -> EXIF-corrected RGB at most the backend's input size (PoseError if refused)."""
         return decode_upload(data, self.max_upload_bytes, self.max_image_pixels, self.backend.working_size())
+
+    def detect(self, image: DecodedImage) -> list[Detection]:
+        """The backend's detections of one image, in its own pixels (blocking); see `detect_batch`."""
+        if self.frame_margin <= 0.0:
+            return self.backend.detect(image)
+        framed = with_margin(image, self.frame_margin)
+        return to_photo(self.backend.detect(framed.canvas), framed)
+
+    def detect_batch(self, images: Sequence[DecodedImage]) -> list[list[Detection]]:
+        """The backend's detections of each image, in each one's own pixels (blocking); with `frame_margin`, found
+        on the image with a grey margin around it and mapped back (service.margin)."""
+        return detect_with_margin(self.backend.detect_batch, images, self.frame_margin)
 
     def pose(
         self, detections: list[Detection], image: DecodedImage, min_confidence: float | None = None
@@ -105,7 +123,7 @@ class Runtime:
         clock = Stopwatch()
         decoded = self.decode(image) if isinstance(image, bytes) else image_from_array(image)
         clock.lap("decode")
-        detections = self.backend.detect(decoded)
+        detections = self.detect(decoded)
         clock.lap("inference")
         pose = self.pose(detections, decoded, min_confidence)
         quality = self.quality(decoded, pose)

@@ -14,6 +14,9 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "carparts_mnv2_fpn"
 # Upload limits, also the runtime's own defaults where it runs without settings (evaluation, the turntable).
 DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+# Grey margin around the photo for the local model's detection (service.margin), also the runtime's default where it
+# runs without settings (evaluation, the turntable): measured in docs/views.md.
+DEFAULT_FRAME_MARGIN = 0.2
 
 
 class Settings(BaseSettings):
@@ -63,6 +66,14 @@ class Settings(BaseSettings):
     pin_memory: bool = Field(True, description="Page-locked host memory for the copy to the GPU (ignored on CPU)")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
     warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
+    frame_margin: float = Field(
+        DEFAULT_FRAME_MARGIN,
+        ge=0.0,
+        le=1.0,
+        description="Grey margin added on each side of the photo before the local model's detection (share of "
+        "that side; answers stay in the photo's pixels): tight web photos get the yaw right more often "
+        "(docs/views.md); 0 = off",
+    )
 
     quality_edge_tolerance: float = Field(
         0.01,

@@ -1,0 +1,116 @@
+"""The grey margin before detection (service.margin): the answers stay in the photo's own pixels, a cut car stays
+cut, and a photo framed tight to its car gets the yaw the margin was added for.
+
+The geometry test is pure numpy; the others are real Detectron2 inference with the embedded default model on Car
+Parts test and turntable photos (skip without them).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.turntable import acceptable_views, angular_error
+from service.imaging import DecodedImage
+from service.margin import MARGIN_GREY, to_photo, with_margin
+from service.postprocess import Detection
+from service.runtime import Runtime
+from service.settings import Settings
+from tests.service.helpers import CLEAR_PHOTO
+
+# A Car Parts test photo with road around its car, and a turntable photo whose yaw the margin fixes once the photo
+# is cropped to its car box (as web photos come): without the margin the crop reads 30+ degrees off.
+ROOMY_TEST_PHOTO = "te30.jpg"
+TIGHT_REGRESSION = ("00087a6bd4dc_12.jpg", 247.5)  # file, true yaw (turntable step 12)
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_detections_on_the_canvas_map_back_to_the_photo() -> None:
+    rgb = np.random.default_rng(0).integers(0, 255, (60, 100, 3), dtype=np.uint8)
+    framed = with_margin(DecodedImage(rgb=rgb, format="ARRAY", data=b"", exif_rotated=False), 0.2)
+    assert (framed.left, framed.top) == (20, 12) and framed.canvas.rgb.shape == (84, 140, 3)
+    assert np.array_equal(framed.canvas.rgb[12:72, 20:120], rgb)  # the photo's pixels, untouched
+    assert (framed.canvas.rgb[:12] == MARGIN_GREY).all() and (framed.canvas.rgb[:, :20] == MARGIN_GREY).all()
+
+    mask = np.zeros((84, 140), bool)
+    mask[5:40, 10:70] = True  # starts in the margin, ends inside the photo
+    inside = Detection("car", (10.0, 5.0, 70.0, 40.0), 0.9, mask=mask, view_probs=(1.0,) + (0.0,) * 7)
+    spilling = Detection("wheel", (100.0, 60.0, 135.5, 80.0), 0.8)  # past the photo's right and bottom edges
+    in_margin = Detection("front_bumper", (0.0, 0.0, 19.5, 11.0), 0.7)  # wholly in the margin: dropped
+    mapped = to_photo([inside, spilling, in_margin], framed)
+
+    assert [d.label for d in mapped] == ["car", "wheel"]
+    car, wheel = mapped
+    assert car.box == (0.0, 0.0, 50.0, 28.0) and car.view_probs == inside.view_probs
+    assert car.mask is not None and car.mask.shape == (60, 100)
+    assert np.array_equal(car.mask, mask[12:72, 20:120])
+    assert wheel.box == (80.0, 48.0, 100.0, 60.0)
+
+
+@pytest.fixture(scope="module")
+def framed_runtime(default_backend: object) -> Runtime:
+    runtime = Runtime.from_settings(default_backend, Settings(device="cpu"))  # type: ignore[arg-type]
+    assert runtime.frame_margin > 0.0, "the margin is on by default"
+    return runtime
+
+
+def test_the_answer_is_in_the_uploads_pixels(framed_runtime: Runtime, car_parts_dir: Path) -> None:
+    data = (car_parts_dir / "testset" / "JPEGImages" / ROOMY_TEST_PHOTO).read_bytes()
+    framed = framed_runtime.predict(data)
+    plain = replace(framed_runtime, frame_margin=0.0).predict(data)
+    assert framed.pose.car is not None and plain.pose.car is not None
+    # A box left on the canvas would be 20 % of the photo's width and height off: far below this overlap.
+    assert iou(framed.pose.car.box, plain.pose.car.box) > 0.9
+    width, height = framed.image.width, framed.image.height
+    for detection in framed.detections:
+        x0, y0, x1, y1 = detection.box
+        assert 0.0 <= x0 < x1 <= width and 0.0 <= y0 < y1 <= height, detection
+        assert detection.mask is None or detection.mask.shape == (height, width)
+    assert framed.quality is not None and framed.quality.in_frame
+
+
+def test_a_car_cut_by_a_tight_crop_is_still_cut(framed_runtime: Runtime) -> None:
+    if not CLEAR_PHOTO.is_file():
+        pytest.skip(f"turntable photo not found at {CLEAR_PHOTO}")
+    photo = np.asarray(Image.open(CLEAR_PHOTO).convert("RGB"))
+    car = framed_runtime.predict(photo).pose.car
+    assert car is not None
+    x0, y0, x1, y1 = (round(v) for v in car.box)
+    # Tight on top, bottom and right (as web photos are framed), and the car's left quarter cut away.
+    cut = np.ascontiguousarray(photo[y0:y1, x0 + (x1 - x0) // 4 : x1])
+    result = framed_runtime.predict(jpeg(cut))
+    assert result.quality is not None and result.pose.car is not None
+    assert "left" in result.quality.cut_sides and not result.quality.in_frame and not result.quality.ok
+
+
+def test_a_photo_cropped_tight_to_its_car_gets_its_yaw(framed_runtime: Runtime, turntable_dir: Path) -> None:
+    name, truth = TIGHT_REGRESSION
+    path = turntable_dir / name
+    first = framed_runtime.predict(path.read_bytes())
+    assert first.pose.car is not None
+    x0, y0, x1, y1 = (round(v) for v in first.pose.car.box)
+    tight = jpeg(np.ascontiguousarray(first.image.rgb[y0:y1, x0:x1]))
+    framed = framed_runtime.predict(tight).pose
+    plain = replace(framed_runtime, frame_margin=0.0).predict(tight).pose
+    assert plain.azimuth_deg is None or angular_error(plain.azimuth_deg, truth) > 30.0, (
+        "the crop no longer fails without the margin: pick another photo"
+    )
+    assert framed.azimuth_deg is not None and angular_error(framed.azimuth_deg, truth) <= 15.0, framed
+    assert framed.view in acceptable_views(truth)
