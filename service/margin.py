@@ -1,26 +1,31 @@
-"""A grey margin around the photo before detection, and the detections mapped back to the photo's own pixels.
+"""A grey margin around a tight photo before detection, and the detections mapped back to the photo's own pixels.
 
-Web photos are often framed tight to the car. The detector and the view classifier were trained on Car Parts
-photos with road around the car, and on a tight photo they see the car's ends against the image border: parts
-there are missed or mislabelled and the yaw drifts (issue 19; the figures are in docs/views.md). So the runtime
-detects on a copy of the decoded pixels with `share` of each side added in neutral grey around it, then maps every
-box and mask back into the photo and drops what lies wholly in the margin. Everything after detection (the pose,
-quality, framing, the rendered image, the response's boxes) sees only the photo's own pixels, so a car cut by the
-photo's border is still cut: the margin never makes it look in frame.
+Web photos are often framed tight to the car. The detector was trained on Car Parts photos with road around the
+car, and on a tight photo it sees the car's ends against the image border: parts there are missed or mislabelled
+and the part rule's yaw drifts (issue 19; the figures are in docs/views.md). So the runtime detects again on a copy
+of the decoded pixels with `share` of each side added in neutral grey around it, maps every box and mask back into
+the photo and drops what lies wholly in the margin. Everything after detection (the pose, quality, framing, the
+rendered image, the response's boxes) sees only the photo's own pixels, so a car cut by the photo's border is
+still cut: the margin never makes it look in frame.
 
-The canvas is larger than the decoded photo, but the model resizes its input to a fixed shortest edge anyway, so
-the cost is the copy and the larger mask paste, not a larger model input (docs/views.md, "Latency").
+Mode `tight` (the default) adds the margin only where the first pass's main car comes within `TIGHT_ROOM` of a
+border: a photo with road around its car is answered by one pass as before (on those the margin shrinks the car in
+the model's fixed-size input and moved the turntable's yaw), a tight one costs a second pass. Mode `always` detects
+once, on the canvas: one pass for every photo, for callers whose photos are all tight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
 from .imaging import DecodedImage
 from .postprocess import Detection
+from .postprocess.types import Box
+from .settings import DEFAULT_FRAME_MARGIN, DEFAULT_FRAME_MARGIN_MODE
 
 # The view classifier's own fill outside the photo (service/backends/view_classifier.PAD_VALUE): neutral grey,
 # about the ImageNet mean, so the margin reads as "nothing here" to both networks.
@@ -70,14 +75,51 @@ def to_photo(detections: Sequence[Detection], framed: Framed) -> list[Detection]
 
 
 DetectBatch = Callable[[Sequence[DecodedImage]], list[list[Detection]]]
+MainCar = Callable[[Sequence[Detection], tuple[int, int]], Detection | None]
+
+# A photo is tight when its main car's box comes closer than this share of the image's width (height) to the left
+# or right (top or bottom) border: 93 % of the web photos of the development set, about a third of the Car Parts
+# test photos (looked at on the development set: docs/views.md).
+TIGHT_ROOM = 0.05
+
+
+@dataclass(frozen=True)
+class FrameMargin:
+    """POSE_FRAME_MARGIN (grey share of each side; 0 = off) and POSE_FRAME_MARGIN_MODE (tight or always)."""
+
+    share: float = DEFAULT_FRAME_MARGIN
+    mode: Literal["tight", "always"] = DEFAULT_FRAME_MARGIN_MODE
+
+
+def is_tight(box: Box, size: tuple[int, int], room: float = TIGHT_ROOM) -> bool:
+    width, height = size
+    x0, y0, x1, y1 = box
+    return min(x0 / width, y0 / height, (width - x1) / width, (height - y1) / height) < room
 
 
 def detect_with_margin(
-    detect_batch: DetectBatch, images: Sequence[DecodedImage], share: float
+    detect_batch: DetectBatch, images: Sequence[DecodedImage], margin: FrameMargin, main_car: MainCar
 ) -> list[list[Detection]]:
-    """`detect_batch` of the images, each on its grey canvas, answered in each photo's own pixels (share 0: as is)."""
-    if share <= 0.0:
+    """`detect_batch` of the images, each in its own pixels; with the margin where `margin` says (module doc).
+    `main_car`: the car the pose will use (the tight test reads its box)."""
+    if margin.share <= 0.0:
         return detect_batch(images)
+    if margin.mode == "always":
+        return _on_canvas(detect_batch, images, margin.share)
+    found = detect_batch(images)
+    tight = []
+    for index, (image, detections) in enumerate(zip(images, found, strict=True)):
+        car = main_car(detections, (image.width, image.height))
+        if car is not None and is_tight(car.box, (image.width, image.height)):
+            tight.append(index)
+    if tight:
+        again = _on_canvas(detect_batch, [images[i] for i in tight], margin.share)
+        for index, detections in zip(tight, again, strict=True):
+            found[index] = detections
+    return found
+
+
+def _on_canvas(detect_batch: DetectBatch, images: Sequence[DecodedImage], share: float) -> list[list[Detection]]:
     framed = [with_margin(image, share) for image in images]
     found = detect_batch([f.canvas for f in framed])
     return [to_photo(detections, f) for detections, f in zip(found, framed, strict=True)]

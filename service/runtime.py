@@ -8,7 +8,7 @@ with its admission and limiters between them; `carpose predict`, `carpose eval` 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -18,10 +18,14 @@ from .backends.registry import spec_named
 from .exceptions import PoseError
 from .framing import extent_of, prominent_other_cars, whole_car
 from .imaging import DecodedImage, decode_upload
-from .margin import detect_with_margin, to_photo, with_margin
-from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose
+from .margin import FrameMargin, detect_with_margin
+from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose, select_main_car
 from .quality import Quality, QualityThresholds, assess
-from .settings import DEFAULT_FRAME_MARGIN, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, Settings
+from .settings import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    Settings,
+)
 
 
 class Stopwatch:
@@ -68,8 +72,8 @@ class Runtime:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds.defaults)
-    # Grey margin (share of each side) around the photo for detection (service.margin); 0 = the photo as it is.
-    frame_margin: float = DEFAULT_FRAME_MARGIN
+    # Grey margin around tight photos for detection (service.margin); share 0 = the photo as it is.
+    frame_margin: FrameMargin = field(default_factory=FrameMargin)
 
     @classmethod
     def from_settings(cls, backend: DetectionBackend, settings: Settings) -> Runtime:
@@ -80,7 +84,9 @@ class Runtime:
             settings.max_upload_bytes,
             settings.max_image_pixels,
             QualityThresholds.from_settings(settings),
-            settings.frame_margin if spec_named(backend.name).frame_margin else 0.0,
+            FrameMargin(
+                settings.frame_margin if spec_named(backend.name).frame_margin else 0.0, settings.frame_margin_mode
+            ),
         )
 
     def decode(self, data: bytes) -> DecodedImage:
@@ -88,16 +94,16 @@ class Runtime:
         return decode_upload(data, self.max_upload_bytes, self.max_image_pixels, self.backend.working_size())
 
     def detect(self, image: DecodedImage) -> list[Detection]:
-        """The backend's detections of one image, in its own pixels (blocking); see `detect_batch`."""
-        if self.frame_margin <= 0.0:
-            return self.backend.detect(image)
-        framed = with_margin(image, self.frame_margin)
-        return to_photo(self.backend.detect(framed.canvas), framed)
+        """The backend's detections of one image (its `detect`), in the image's own pixels (blocking)."""
+        return detect_with_margin(lambda images: [self.backend.detect(i) for i in images], [image], *self._framing())[0]
 
     def detect_batch(self, images: Sequence[DecodedImage]) -> list[list[Detection]]:
-        """The backend's detections of each image, in each one's own pixels (blocking); with `frame_margin`, found
-        on the image with a grey margin around it and mapped back (service.margin)."""
-        return detect_with_margin(self.backend.detect_batch, images, self.frame_margin)
+        """The backend's detections of each image (its `detect_batch`), in each one's own pixels (blocking); tight
+        photos detected again with a grey margin around them (service.margin)."""
+        return detect_with_margin(self.backend.detect_batch, images, *self._framing())
+
+    def _framing(self) -> tuple[FrameMargin, Callable[[Sequence[Detection], tuple[int, int]], Detection | None]]:
+        return self.frame_margin, lambda detections, size: select_main_car(detections, size, self.config)
 
     def pose(
         self, detections: list[Detection], image: DecodedImage, min_confidence: float | None = None

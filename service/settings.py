@@ -17,6 +17,7 @@ DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 # Grey margin around the photo for the local model's detection (service.margin), also the runtime's default where it
 # runs without settings (evaluation, the turntable): measured in docs/views.md.
 DEFAULT_FRAME_MARGIN = 0.2
+DEFAULT_FRAME_MARGIN_MODE: Literal["tight", "always"] = "tight"
 
 
 class Settings(BaseSettings):
@@ -70,9 +71,14 @@ class Settings(BaseSettings):
         DEFAULT_FRAME_MARGIN,
         ge=0.0,
         le=1.0,
-        description="Grey margin added on each side of the photo before the local model's detection (share of "
-        "that side; answers stay in the photo's pixels): tight web photos get the yaw right more often "
-        "(docs/views.md); 0 = off",
+        description="Grey margin added on each side of a tight photo for the local model's detection (share of "
+        "that side; answers stay in the photo's pixels): web photos framed tight to the car get their yaw right "
+        "more often (docs/views.md); 0 = off",
+    )
+    frame_margin_mode: Literal["tight", "always"] = Field(
+        DEFAULT_FRAME_MARGIN_MODE,
+        description="tight: detect again with the margin only where the car comes within 5 % of a border (a "
+        "second pass for those photos); always: every photo detected once, on the margin",
     )
 
     quality_edge_tolerance: float = Field(
