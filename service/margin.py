@@ -16,6 +16,7 @@ once, on the canvas: one pass for every photo, for callers whose photos are all 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -23,9 +24,13 @@ from typing import Literal
 import numpy as np
 
 from .imaging import DecodedImage
-from .postprocess import Detection
+from .postprocess import CAR_LABEL, Detection
 from .postprocess.types import Box
 from .settings import DEFAULT_FRAME_MARGIN, DEFAULT_FRAME_MARGIN_MODE
+
+# The mask head's output grid over a box (Detectron2's 14 x 14 pooled mask, upsampled twice): one cell of it is
+# the mask's resolution at a border.
+MASK_GRID = 28
 
 # The view classifier's own fill outside the photo (service/backends/view_classifier.PAD_VALUE): neutral grey,
 # about the ImageNet mean, so the margin reads as "nothing here" to both networks.
@@ -70,8 +75,31 @@ def to_photo(detections: Sequence[Detection], framed: Framed) -> list[Detection]
         mask = detection.mask
         if mask is not None:
             mask = np.ascontiguousarray(mask[top : top + height, left : left + width])
+            if detection.label == CAR_LABEL:
+                mask = carried_to_border(mask, detection.box, framed)
         mapped.append(replace(detection, box=box, mask=mask))
     return mapped
+
+
+def carried_to_border(mask: np.ndarray, canvas_box: Box, framed: Framed) -> np.ndarray:
+    """The car's mask (in the photo) with its pixels within one mask cell of a border carried to that border, on
+    each side where the car's box on the canvas runs past the photo: the car continues beyond it. The mask head
+    paints a coarse grid over the box that fades a few pixels short of a hard photo edge, and quality's cut test
+    (`quality.cut_sides`) looks for mask pixels in a 1 % strip at the border: without this a car cut by the photo's
+    border would look in frame. Only the car's mask: the parts' masks feed the pose's area cue as they are."""
+    x0, y0, x1, y1 = canvas_box
+    cell_x = min(framed.width, max(1, math.ceil((x1 - x0) / MASK_GRID)))
+    cell_y = min(framed.height, max(1, math.ceil((y1 - y0) / MASK_GRID)))
+    mask = mask.astype(bool, copy=True)
+    if x0 < framed.left:  # a pixel in the strip fills the strip from it to the border
+        mask[:, :cell_x] = np.logical_or.accumulate(mask[:, :cell_x][:, ::-1], axis=1)[:, ::-1]
+    if x1 > framed.left + framed.width:
+        mask[:, -cell_x:] = np.logical_or.accumulate(mask[:, -cell_x:], axis=1)
+    if y0 < framed.top:
+        mask[:cell_y] = np.logical_or.accumulate(mask[:cell_y][::-1], axis=0)[::-1]
+    if y1 > framed.top + framed.height:
+        mask[-cell_y:] = np.logical_or.accumulate(mask[-cell_y:], axis=0)
+    return mask
 
 
 DetectBatch = Callable[[Sequence[DecodedImage]], list[list[Detection]]]

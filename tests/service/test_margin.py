@@ -66,6 +66,22 @@ def test_detections_on_the_canvas_map_back_to_the_photo() -> None:
     assert wheel.box == (80.0, 48.0, 100.0, 60.0)
 
 
+def test_a_cars_mask_fading_short_of_a_border_it_runs_past_reaches_it() -> None:
+    rgb = np.zeros((60, 100, 3), np.uint8)
+    framed = with_margin(DecodedImage(rgb=rgb, format="ARRAY", data=b"", exif_rotated=False), 0.2)  # left 20, top 12
+    mask = np.zeros((84, 140), bool)
+    mask[30:40, 22:60] = True  # photo columns 2-39: two pixels short of the left border
+    mask[45:50, 26:60] = True  # photo columns 6-39: beyond one mask cell (65 / 28 -> 3 px) from it
+    past = Detection("car", (15.0, 28.0, 80.0, 52.0), 0.9, mask=mask)  # runs 5 px past the left border
+    within = Detection("car", (21.0, 28.0, 80.0, 52.0), 0.9, mask=mask)  # ends inside the photo
+    part = Detection("front_bumper", (15.0, 28.0, 80.0, 52.0), 0.9, mask=mask)  # parts' masks stay as found
+    carried, kept, bumper = (d.mask for d in to_photo([past, within, part], framed))
+    assert carried is not None and kept is not None and bumper is not None
+    assert carried[18:28, :2].all() and not carried[33:38, :6].any()
+    assert np.array_equal(carried[:, 2:], kept[:, 2:]) and not kept[:, :2].any()
+    assert np.array_equal(bumper, kept)
+
+
 @pytest.fixture(scope="module")
 def framed_runtime(default_backend: object) -> Runtime:
     runtime = Runtime.from_settings(default_backend, Settings(device="cpu"))  # type: ignore[arg-type]
