@@ -1,8 +1,8 @@
 """The synchronous runtime: one image (upload bytes or an RGB array) -> the pose of its main car.
 
-No HTTP and no metrics here. The HTTP pipeline (`service.api.pipeline`) runs the same steps, `decode` and `pose`,
-with its admission and limiters between them; `carpose predict`, `carpose eval` and `carpose turntable` call
-`predict`. Failures are `PoseError`s with a stable code (the edge maps it to a status).
+No HTTP and no metrics here. The HTTP pipeline (`service.api.pipeline`) runs the same steps, `decode`, `detect`
+and `pose`, with its admission and limiters between them; `carpose predict`, `carpose eval` and `carpose turntable`
+call `predict`. Failures are `PoseError`s with a stable code (the edge maps it to a status).
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ from .imaging import DecodedImage, decode_upload
 from .margin import FrameMargin, detect_with_margin
 from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose, select_main_car
 from .quality import Quality, QualityThresholds, assess
-from .settings import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    DEFAULT_MAX_UPLOAD_BYTES,
-    Settings,
-)
+from .settings import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, Settings
 
 
 class Stopwatch:
