@@ -134,7 +134,7 @@ def collect(runtime: Runtime, root: Path, limit: int, cache: Path | None = None,
             variants.update({name: fn(image) for name, fn in DEGRADATIONS.items()})
         for kind, im in variants.items():
             data = jpeg_bytes(im)
-            detections = runtime.backend.detect(runtime.decode(data))
+            detections = runtime.detect(runtime.decode(data))
             rows.append(
                 {
                     "file": info["file_name"],

@@ -1,22 +1,25 @@
 """The synchronous runtime: one image (upload bytes or an RGB array) -> the pose of its main car.
 
-No HTTP and no metrics here. The HTTP pipeline (`service.api.pipeline`) runs the same steps, `decode` and `pose`,
-with its admission and limiters between them; `carpose predict`, `carpose eval` and `carpose turntable` call
-`predict`. Failures are `PoseError`s with a stable code (the edge maps it to a status).
+No HTTP and no metrics here. The HTTP pipeline (`service.api.pipeline`) runs the same steps, `decode`, `detect`
+and `pose`, with its admission and limiters between them; `carpose predict`, `carpose eval` and `carpose turntable`
+call `predict`. Failures are `PoseError`s with a stable code (the edge maps it to a status).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .backends.base import DetectionBackend
+from .backends.registry import spec_named
 from .exceptions import PoseError
 from .framing import extent_of, prominent_other_cars, whole_car
 from .imaging import DecodedImage, decode_upload
-from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose
+from .margin import FrameMargin, detect_with_margin
+from .postprocess import DEFAULT_CONFIG, Detection, PoseConfig, PoseEstimate, estimate_pose, select_main_car
 from .quality import Quality, QualityThresholds, assess
 from .settings import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, Settings
 
@@ -65,6 +68,8 @@ class Runtime:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds.defaults)
+    # Grey margin around tight photos for detection (service.margin); share 0 = the photo as it is.
+    frame_margin: FrameMargin = field(default_factory=FrameMargin)
 
     @classmethod
     def from_settings(cls, backend: DetectionBackend, settings: Settings) -> Runtime:
@@ -75,11 +80,26 @@ class Runtime:
             settings.max_upload_bytes,
             settings.max_image_pixels,
             QualityThresholds.from_settings(settings),
+            FrameMargin(
+                settings.frame_margin if spec_named(backend.name).frame_margin else 0.0, settings.frame_margin_mode
+            ),
         )
 
     def decode(self, data: bytes) -> DecodedImage:
         """Untrusted upload bytes -> EXIF-corrected RGB at most the backend's input size (PoseError if refused)."""
         return decode_upload(data, self.max_upload_bytes, self.max_image_pixels, self.backend.working_size())
+
+    def detect(self, image: DecodedImage) -> list[Detection]:
+        """The backend's detections of one image (its `detect`), in the image's own pixels (blocking)."""
+        return detect_with_margin(lambda images: [self.backend.detect(i) for i in images], [image], *self._framing())[0]
+
+    def detect_batch(self, images: Sequence[DecodedImage]) -> list[list[Detection]]:
+        """The backend's detections of each image (its `detect_batch`), in each one's own pixels (blocking); tight
+        photos detected again with a grey margin around them (service.margin)."""
+        return detect_with_margin(self.backend.detect_batch, images, *self._framing())
+
+    def _framing(self) -> tuple[FrameMargin, Callable[[Sequence[Detection], tuple[int, int]], Detection | None]]:
+        return self.frame_margin, lambda detections, size: select_main_car(detections, size, self.config)
 
     def pose(
         self, detections: list[Detection], image: DecodedImage, min_confidence: float | None = None
@@ -105,7 +125,7 @@ class Runtime:
         clock = Stopwatch()
         decoded = self.decode(image) if isinstance(image, bytes) else image_from_array(image)
         clock.lap("decode")
-        detections = self.backend.detect(decoded)
+        detections = self.detect(decoded)
         clock.lap("inference")
         pose = self.pose(detections, decoded, min_confidence)
         quality = self.quality(decoded, pose)

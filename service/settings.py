@@ -16,6 +16,10 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "carparts_mnv2_fpn"
 # Upload limits, also the runtime's own defaults where it runs without settings (evaluation, the turntable).
 DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+# Grey margin around the photo for the local model's detection (service.margin), also the runtime's default where it
+# runs without settings (evaluation, the turntable): measured in docs/views.md.
+DEFAULT_FRAME_MARGIN = 0.2
+DEFAULT_FRAME_MARGIN_MODE: Literal["tight", "always"] = "tight"
 
 
 class Settings(BaseSettings):
@@ -81,6 +85,19 @@ class Settings(BaseSettings):
         validate_default=True,  # ~ expanded
     )
     warmup: bool = Field(True, description="Run one inference before /readyz reports ready")
+    frame_margin: float = Field(
+        DEFAULT_FRAME_MARGIN,
+        ge=0.0,
+        le=1.0,
+        description="Grey margin added on each side of a tight photo for the local model's detection (share of "
+        "that side; answers stay in the photo's pixels): web photos framed tight to the car get their yaw right "
+        "more often (docs/views.md); 0 = off",
+    )
+    frame_margin_mode: Literal["tight", "always"] = Field(
+        DEFAULT_FRAME_MARGIN_MODE,
+        description="tight: detect again with the margin only where the car comes within 5 % of a border (a "
+        "second pass for those photos); always: every photo detected once, on the margin",
+    )
 
     quality_edge_tolerance: float = Field(
         0.01,

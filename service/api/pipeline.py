@@ -62,11 +62,11 @@ async def pose_from_upload(
         policy = batch_policy(settings, backend.device)
         if backend.supports_batch and policy.max_size > 1:  # requests waiting together share one model call
             detections = await gate.run_batched(
-                image, backend.detect_batch, policy, client_gone, client_gone is not None
+                image, runtime.detect_batch, policy, client_gone, client_gone is not None
             )
         else:  # one request per call (batching off: POSE_BATCH_MAX_SIZE=1, the CPU default)
             async with gate.slot(client_gone, admitted=client_gone is not None):
-                detections = await gate.run(lambda: backend.detect(image))
+                detections = await gate.run(lambda: runtime.detect(image))
         clock.lap("inference")
         # The pose is computed on the reduced pixels; to_response maps the boxes back to the uploaded image.
         pose = runtime.pose(detections, image, min_confidence)

@@ -28,6 +28,9 @@ class BackendSpec:
     enable_hint: str = ""
     local_model: bool = False  # the route needs the local model loaded (admission checks it before the body)
     own_error_codes: tuple[str, ...] = ()  # codes (fnmatch patterns) its route answers beyond every image route's
+    # The runtime detects on the photo with POSE_FRAME_MARGIN of grey around it (service.margin). Only for a backend
+    # that reads the decoded pixels: Rekognition is sent the upload's own bytes where it can.
+    frame_margin: bool = False
 
 
 def _no_build(settings: Settings) -> DetectionBackend | None:
@@ -57,6 +60,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         build=_no_build,
         local_model=True,
         own_error_codes=("model_loading", "model_unavailable"),
+        frame_margin=True,
     ),
     BackendSpec(
         name="rekognition",

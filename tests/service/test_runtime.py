@@ -47,7 +47,7 @@ def test_predict_on_an_array_uses_its_pixels_as_given(runtime: Runtime) -> None:
     rgb = car_like_array(640, 480, seed=1)
     result = runtime.predict(rgb)
     assert result.image.rgb.shape == rgb.shape and result.image.reported_size == (640, 480)
-    assert result.detections == runtime.backend.detect(result.image)
+    assert result.detections == runtime.detect(result.image)
 
 
 def test_carpose_predict_prints_the_post_pose_json_and_error_codes(

@@ -35,6 +35,8 @@ ENV_VALUES: dict[str, tuple[str, object]] = {
     "pin_memory": ("false", False),
     "torch_threads": ("4", 4),
     "warmup": ("false", False),
+    "frame_margin": ("0.1", 0.1),
+    "frame_margin_mode": ("always", "always"),
     "quality_edge_tolerance": ("0.02", 0.02),
     "quality_min_car_fraction": ("0.25", 0.25),
     "quality_min_sharpness": ("300", 300.0),
@@ -112,6 +114,8 @@ def test_every_field_is_read_from_its_pose_variable(clean_env: pytest.MonkeyPatc
         ("POSE_BATCH_MAX_SIZE", "-1"),
         ("POSE_BATCH_MAX_SIZE", "65"),
         ("POSE_BATCH_TIMEOUT_MS", "-1"),
+        ("POSE_FRAME_MARGIN", "-0.1"),
+        ("POSE_FRAME_MARGIN_MODE", "sometimes"),
         ("POSE_REKOGNITION_LABEL_MAP", "not json"),
     ],
 )
