@@ -10,8 +10,9 @@ still cut: the margin never makes it look in frame.
 
 Mode `tight` (the default) adds the margin only where the first pass's main car comes within `TIGHT_ROOM` of a
 border: a photo with road around its car is answered by one pass as before (on those the margin shrinks the car in
-the model's fixed-size input and moved the turntable's yaw), a tight one costs a second pass. Mode `always` detects
-once, on the canvas: one pass for every photo, for callers whose photos are all tight.
+the model's fixed-size input and moved the turntable's yaw), a tight one costs a second pass, whose detections
+replace the first's but for the camera roll, read from the photo itself (`with_roll_of`). Mode
+`always` detects once, on the canvas: one pass for every photo, for callers whose photos are all tight.
 """
 
 from __future__ import annotations
@@ -143,8 +144,23 @@ def detect_with_margin(
     if tight:
         again = _on_canvas(detect_batch, [images[i] for i in tight], margin.share)
         for index, detections in zip(tight, again, strict=True):
-            found[index] = detections
+            found[index] = with_roll_of(found[index], detections)
     return found
+
+
+def with_roll_of(first: Sequence[Detection], second: list[Detection]) -> list[Detection]:
+    """The second pass's detections, its main car carrying the first pass's camera roll.
+
+    The roll head (trained on photos, `service/backends/roll.py`) reads a crop around the car, and on the canvas
+    that crop shows the grey margin and the photo's own edges: it read a -15 deg turn as -6 deg there. The view
+    stays the canvas's: on tight crops of turntable photos it is the one the margin corrects."""
+    reading = next((d for d in first if d.view_probs is not None), None)
+    carrier = next((i for i, d in enumerate(second) if d.view_probs is not None), None)
+    if reading is None or carrier is None:
+        return second
+    second = list(second)
+    second[carrier] = replace(second[carrier], roll_deg=reading.roll_deg)
+    return second
 
 
 def _on_canvas(detect_batch: DetectBatch, images: Sequence[DecodedImage], share: float) -> list[list[Detection]]:
