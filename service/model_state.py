@@ -42,10 +42,12 @@ def warm_up(backend: DetectronBackend, settings: Settings) -> None:
     """The first calls through a fresh model are several times slower than the rest: make them before /readyz.
 
     On a GPU, also the shapes a service meets most (square and 4:3 landscape photos) at a single image and at a
-    full batch: CUDA kernels load lazily and cudnn.benchmark times its algorithms once per input shape.
+    full batch: CUDA kernels load lazily and cudnn.benchmark times its algorithms once per input shape. OpenVINO
+    prepares its kernels at the first call of each input shape: the same two shapes.
     """
     backend.detect_array(warmup_image())
-    if not backend.device.startswith("cuda"):
+    on_gpu = backend.device.startswith("cuda")
+    if not (on_gpu or backend.engine.compiled):  # OpenVINO prepares its kernels once per new input shape
         return
     batch = batch_policy(settings, backend.device).max_size
     for width in (512, 683):
