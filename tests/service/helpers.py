@@ -22,6 +22,7 @@ RESPONSE_FIELDS = {
     "coarse_view",
     "azimuth_deg",
     "tilt_deg",
+    "roll_deg",
     "confidence",
     "reason",
     "cars_detected",
