@@ -27,10 +27,11 @@ from PIL import Image, ImageFilter
 
 from models.groundtruth import car_instance, split_coco_instances
 from models.paths import DEFAULT_DATASET_DIR
+from service.margin import FrameMargin
 from service.postprocess import CAR_LABEL, WHEEL_LABEL, Detection, PoseConfig
 from service.postprocess.vocabulary import VIEWS
 from service.runtime import Runtime
-from service.settings import DEFAULT_MODEL_DIR
+from service.settings import DEFAULT_FRAME_MARGIN, DEFAULT_MODEL_DIR
 
 LABELS = Path(__file__).resolve().parent.parent / "models" / "eval" / "testset-views.tsv"
 CROP_SHORT_SIDE = 512
@@ -227,11 +228,18 @@ def main() -> None:
     parser.add_argument(
         "--cache", type=Path, nargs="*", default=[], help="detections: read if they exist (all of them), else written"
     )
+    parser.add_argument(
+        "--frame-margin",
+        type=float,
+        default=DEFAULT_FRAME_MARGIN,
+        help="POSE_FRAME_MARGIN (0 = off; default: the service's)",
+    )
     args = parser.parse_args()
     from service.backends.detectron import DetectronBackend
 
     backend = DetectronBackend(args.model_dir, device="cpu")
-    runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold))
+    margin = FrameMargin(share=args.frame_margin)
+    runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold), frame_margin=margin)
     cached = [path for path in args.cache if path.is_file()]
     if cached:
         rows = [row for path in cached for row in pickle.loads(path.read_bytes())]

@@ -18,7 +18,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 # Grey margin around the photo for the local model's detection (service.margin), also the runtime's default where it
 # runs without settings (evaluation, the turntable): measured in docs/views.md.
-DEFAULT_FRAME_MARGIN = 0.2
+DEFAULT_FRAME_MARGIN = 0.0  # off by default: docs/decisions.md (it let half-car close-ups pass as whole)
 DEFAULT_FRAME_MARGIN_MODE: Literal["tight", "always"] = "tight"
 
 

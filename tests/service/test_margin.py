@@ -84,8 +84,9 @@ def test_a_cars_mask_fading_short_of_a_border_it_runs_past_reaches_it() -> None:
 
 @pytest.fixture(scope="module")
 def framed_runtime(default_backend: object) -> Runtime:
-    runtime = Runtime.from_settings(default_backend, Settings(device="cpu"))  # type: ignore[arg-type]
-    assert runtime.frame_margin.share > 0.0, "the margin is on by default"
+    # Off by default (docs/decisions.md): the share the development set was measured with, as an operator sets it.
+    runtime = Runtime.from_settings(default_backend, Settings(device="cpu", frame_margin=0.2))  # type: ignore[arg-type]
+    assert runtime.frame_margin.share == 0.2
     return runtime
 
 
