@@ -30,13 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from service.backends.roll import MODEL_CARD_KEY, ROLL_SCALE_DEG, RollHead
+from service.backends.roll import MODEL_CARD_KEY, ROLL_SCALE_DEG, RollHead, mirror_averaged_roll
 from service.backends.view_classifier import CropSpec, crop_car
 from service.console import progress
 from service.modeling.inference import prepare_for_inference
 
 from .groundtruth import car_instance, split_coco_instances
-from .view_training import imagenet_trunk, jittered_box, load_rgb
+from .view_training import fit_head, imagenet_trunk, jittered_box, load_rgb
 
 log = logging.getLogger("models.roll_training")
 
@@ -231,33 +231,16 @@ def train_roll_head(features: np.ndarray, rolls: np.ndarray, recipe: RollRecipe)
     head = RollHead(
         channels=recipe.channels, grid=features.shape[-1], dropout=recipe.dropout, in_channels=features.shape[1]
     )
-    optimiser = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    steps_per_epoch = math.ceil(len(features) / recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch
-    )
-    x_all = torch.from_numpy(features)
-    y_all = torch.from_numpy(rolls / ROLL_SCALE_DEG).float()
-    generator = torch.Generator().manual_seed(recipe.seed)
-    loss_fn = nn.SmoothL1Loss(beta=0.05)
-    head.train()
-    for _ in range(recipe.epochs):
-        order = torch.randperm(len(features), generator=generator)
-        for start in range(0, len(order), recipe.batch_size):
-            batch = order[start : start + recipe.batch_size]
-            loss = loss_fn(head(x_all[batch].float()).squeeze(1), y_all[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-    return head.eval()
+    smooth_l1 = nn.SmoothL1Loss(beta=0.05)
+    targets = torch.from_numpy(rolls / ROLL_SCALE_DEG).float()
+    fit_head(head, features, targets, lambda output, target: smooth_l1(output.squeeze(1), target), recipe)
+    return head
 
 
 @torch.inference_mode()
 def predict_rolls(head: RollHead, features: np.ndarray) -> np.ndarray:
-    """Degrees for each row pair (crop, mirror): the mirror-averaged reading."""
-    raw = head(torch.from_numpy(features).float()).squeeze(1).numpy() * ROLL_SCALE_DEG
-    return (raw[0::2] - raw[1::2]) / 2.0
+    """Degrees for each row pair (crop, mirror): the mirror-averaged reading, as served."""
+    return mirror_averaged_roll(head(torch.from_numpy(features).float()), ROLL_SCALE_DEG).numpy()
 
 
 def error_summary(predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -244,21 +244,48 @@ def train_head(features: np.ndarray, targets: np.ndarray, recipe: HeadRecipe) ->
     """The head trained on (M, 1280, g, g) features against (M, 8) target probabilities."""
     torch.manual_seed(recipe.seed)
     head = ViewHead(channels=recipe.channels, grid=features.shape[-1], dropout=recipe.dropout)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    fit_head(head, features, torch.from_numpy(targets).float(), loss_fn, recipe)
+    return head
+
+
+class FitRecipe(Protocol):
+    """What `fit_head` reads of a head's recipe (HeadRecipe here, RollRecipe in roll_training; both frozen)."""
+
+    @property
+    def lr(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+
+
+def fit_head(
+    head: nn.Module,
+    features: np.ndarray,
+    targets: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    recipe: FitRecipe,
+) -> nn.Module:
+    """Train a head on cached trunk features: AdamW with a one-cycle schedule, shuffled minibatches from a generator
+    seeded by the recipe; `loss_fn(head output, targets)`. Returns the head in eval mode."""
     optimiser = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(len(features) / recipe.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch
     )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     x_all = torch.from_numpy(features)
-    y_all = torch.from_numpy(targets).float()
     generator = torch.Generator().manual_seed(recipe.seed)
     head.train()
     for _ in range(recipe.epochs):
         order = torch.randperm(len(features), generator=generator)
         for start in range(0, len(order), recipe.batch_size):
             batch = order[start : start + recipe.batch_size]
-            loss = loss_fn(head(x_all[batch].float()), y_all[batch])
+            loss = loss_fn(head(x_all[batch].float()), targets[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
