@@ -83,14 +83,7 @@ class PoseScorer:
             import torch
 
             torch.set_num_threads(settings.torch_threads)
-        backend = DetectronBackend(
-            Path(model_dir),
-            device,
-            settings.score_threshold,
-            engine=settings.engine,
-            threads=settings.torch_threads,
-            engine_cache_dir=settings.engine_cache_dir,
-        )
+        backend = DetectronBackend.from_settings(settings, Path(model_dir), device)
         self.runtime = Runtime.from_settings(backend, settings)
         self.s3 = s3_client(endpoint_url)
 

@@ -27,14 +27,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     model_dir = Path(args.model_dir or settings.model_dir)
-    backend = DetectronBackend(
-        model_dir,
-        args.device,
-        settings.score_threshold,
-        engine=settings.engine,
-        threads=settings.torch_threads,
-        engine_cache_dir=settings.engine_cache_dir,
-    )
+    backend = DetectronBackend.from_settings(settings, model_dir, args.device)
     runtime = Runtime.from_settings(backend, settings)
     failures = 0
     for path in image_files(args.images):

@@ -86,9 +86,7 @@ class ModelState:
 
             s = self.settings
             cuda = CudaOptions(fp16=s.fp16, cudnn_benchmark=s.cudnn_benchmark, pin_memory=s.pin_memory)
-            backend = DetectronBackend(
-                s.model_dir, s.device, s.score_threshold, cuda, s.engine, s.torch_threads, s.engine_cache_dir
-            )
+            backend = DetectronBackend.from_settings(s, s.model_dir, s.device, cuda)
             if s.warmup:
                 warm_up(backend, s)
         except Exception as exc:  # the service stays up and reports the failure on /readyz

@@ -30,6 +30,7 @@ from ..modeling.inference import prepare_for_inference
 from ..modeling.networks import network_builder
 from ..postprocess import CAR_LABEL, Detection, PoseConfig
 from ..postprocess.cars import select_main_car
+from ..settings import Settings
 from .view_classifier import ViewClassifier
 
 log = logging.getLogger("service.backends.detectron")
@@ -139,6 +140,21 @@ class DetectronBackend:
         self.view_classifier = ViewClassifier.from_card(self.model_dir, self.card.extra, self.device, build)
         # One model object is not safe to call from several threads at once on every device.
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, model_dir: Path, device: str, cuda: CudaOptions = CudaOptions()
+    ) -> DetectronBackend:
+        """The local model as the settings configure it: score threshold, engine, its threads and cache."""
+        return cls(
+            model_dir,
+            device,
+            settings.score_threshold,
+            cuda,
+            settings.engine,
+            settings.torch_threads,
+            settings.engine_cache_dir,
+        )
 
     def info(self) -> dict[str, str]:
         return {"name": self.card.name, "version": self.card.version}
