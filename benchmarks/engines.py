@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.throughput import machine
 from models.paths import DEFAULT_DATASET_DIR
 from service.backends.detectron import DetectronBackend
 from service.engines import ENGINES
@@ -44,17 +44,6 @@ class Side:
     inference_s: list[float] = field(default_factory=list)
     total_s: list[float] = field(default_factory=list)
     answers: list[Prediction] = field(default_factory=list)
-
-
-def cpu_name() -> str:
-    """The CPU's model name (lscpu's), so figures from two machines are never mixed up."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def box_difference(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -138,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load = os.getloadavg()
     threshold = sides[0].backend.score_threshold
-    print(f"{len(photos)} photos of {folder}; {cpu_name()}, {os.cpu_count()} CPUs, threads {args.threads or 'all'}")
+    print(f"{len(photos)} photos of {folder}; {machine()}, threads {args.threads or 'all'}")
     print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     reference = sides[0]
     print(
