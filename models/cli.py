@@ -227,8 +227,9 @@ def cmd_train_roll(args: argparse.Namespace) -> int:
 
 def cmd_eval_roll(args: argparse.Namespace) -> int:
     from service.backends.detectron import DetectronBackend
+    from service.quality import QualityThresholds
 
-    from .roll_eval import read_label_column, read_rolls, summarise_readings
+    from .roll_eval import DEFAULT_ROLLS, read_label_column, read_rolls, summarise_readings
 
     model_dir = Path(args.model_dir or _default_model_dir())
     images = Path(args.images)
@@ -236,9 +237,11 @@ def cmd_eval_roll(args: argparse.Namespace) -> int:
     photos = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if own is not None:
         photos = [p for p in photos if p.name in own]
-    rolls = [float(v) for v in args.rolls.split(",")]
+    rolls = [float(v) for v in args.rolls.split(",")] if args.rolls else list(DEFAULT_ROLLS)
+    # The served hold_level threshold (POSE_QUALITY_MAX_ROLL_DEG's default) unless given.
+    threshold = QualityThresholds.defaults().max_roll_deg if args.threshold is None else args.threshold
     readings = read_rolls(DetectronBackend(model_dir, device=args.device), photos, own, rolls)
-    print(json.dumps(summarise_readings(readings, args.threshold), indent=2))
+    print(json.dumps(summarise_readings(readings, threshold), indent=2))
     return 0
 
 
@@ -406,8 +409,10 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     er.add_argument("--images", required=True, help="directory of photos (level unless --labels gives their roll)")
     er.add_argument("--labels", help="TSV with a header row naming `file` and the --column")
     er.add_argument("--column", default="inplane_deg", help="the photos' own roll in the labels file, degrees")
-    er.add_argument("--rolls", default="-15,-8,-4,0,4,8,15", help="applied rolls, degrees, comma-separated")
-    er.add_argument("--threshold", type=float, default=8.0, help="hold_level threshold to count false flags at")
+    er.add_argument("--rolls", help="applied rolls, degrees, comma-separated (default -15,-8,-4,0,4,8,15)")
+    er.add_argument(
+        "--threshold", type=float, help="hold_level threshold to count false flags at (default: the service's, 8)"
+    )
     er.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     er.set_defaults(func=cmd_eval_roll)
 
