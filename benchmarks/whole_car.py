@@ -1,12 +1,14 @@
-"""`quality.whole_car` and the view evidence check on crops and degraded copies of the Car Parts test photos.
+"""`quality.whole_car` and the view evidence check on crops and degraded copies of Car Parts and turntable photos.
 
-    .venv/bin/python -m benchmarks.whole_car [--dataset DIR] [--limit 0] [--cache FILE]
+    .venv/bin/python -m benchmarks.whole_car [--split testset|trainingset|turntable] [--limit 0] [--cache FILE]
 
-Runs the default model (real Detectron2 inference, the service's decode) on every test photo and on copies of it:
+Runs the default model (real Detectron2 inference, the service's decode) on every photo of the split (Car Parts
+test photos by default) and on copies of it:
 crops of the annotated car (from the union of its part polygons): one part (the largest annotated non-wheel part,
 padded by 15 %), half the car (the half along its long side, alternately the left/top or right/bottom), three
 quarters of it, and the whole photo; each crop is upscaled so its short side is 512 px, as a close-up photo would
-be. Degraded copies: overexposed x3, darkened x0.3, Gaussian blur radius 8, Gaussian noise sigma 40, JPEG quality 10.
+be (on the turntable, whose photos have no part annotations, the crops use the model's own car box and parts).
+Degraded copies of labelled photos: overexposed x3, darkened x0.3, Gaussian blur radius 8, Gaussian noise sigma 40, JPEG quality 10.
 Prints the confusion of `whole_car` per crop kind (originals whose annotated car touches the border are counted
 apart: they are real close-ups) and, per degradation, views more than 90 degrees from the label at confidence
 >= 0.5. `--cache` keeps the detections (car masks only) so a rerun skips the model.
@@ -18,22 +20,25 @@ import argparse
 import io
 import json
 import pickle
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from models.groundtruth import car_instance, split_coco_instances
-from models.paths import DEFAULT_DATASET_DIR
+from models.paths import DATASETS_DIR, DEFAULT_DATASET_DIR, DEFAULT_TURNTABLE_DIR
 from service.margin import FrameMargin
 from service.postprocess import CAR_LABEL, WHEEL_LABEL, Detection, PoseConfig
 from service.postprocess.vocabulary import VIEWS
 from service.runtime import Runtime
 from service.settings import DEFAULT_FRAME_MARGIN, DEFAULT_MODEL_DIR
 
-LABELS = Path(__file__).resolve().parent.parent / "models" / "eval" / "testset-views.tsv"
+LABELS = {  # eight-way view labels, by eye (models/eval/README, the views dataset's README)
+    "testset": Path(__file__).resolve().parent.parent / "models" / "eval" / "testset-views.tsv",
+    "trainingset": DATASETS_DIR / "car-parts-views" / "trainingset-views.tsv",
+}
 CROP_SHORT_SIDE = 512
 DEGRADE_EVERY = 8  # degraded copies of every 8th photo (13 of 100): the CPU run stays under half an hour
 Box = tuple[float, float, float, float]
@@ -113,35 +118,66 @@ def slim(detections: list[Detection]) -> list[Detection]:
     return [d if d.label == CAR_LABEL else replace(d, mask=None) for d in detections]
 
 
-def collect(runtime: Runtime, root: Path, limit: int, cache: Path | None = None, start: int = 0) -> list[dict]:
-    coco = json.loads((root / "testset" / "annotations.json").read_text())
+@dataclass(frozen=True)
+class Photo:
+    """One photo to crop: its car box and parts (annotated, or on the turntable the model's own), its view label."""
+
+    file: str
+    image: Image.Image
+    car: Box
+    parts: list[tuple[str, Box]]
+    label: tuple[str, tuple[str, ...]] | None
+
+
+def car_parts_photos(root: Path, split: str) -> Iterator[Photo]:
+    coco = json.loads((root / split / "annotations.json").read_text())
     instances = split_coco_instances(coco)
-    labels = read_labels()
-    rows: list[dict] = []
-    for index, info in enumerate(sorted(coco["images"], key=lambda im: im["file_name"])):
+    labels = read_labels(LABELS[split])
+    for info in sorted(coco["images"], key=lambda im: im["file_name"]):
         parts = instances.get(int(info["id"]), [])
         car = car_instance(parts)
-        if car is None or index < start:
+        if car is None:
             continue
-        image = Image.open(root / "testset" / info["path"]).convert("RGB")
+        image = Image.open(root / split / info["path"]).convert("RGB")
+        yield Photo(info["file_name"], image, car.box, [(p.label, p.box) for p in parts], labels.get(info["file_name"]))
+
+
+def turntable_photos(root: Path, runtime: Runtime) -> Iterator[Photo]:
+    """Studio photos of whole cars, all in frame: no part annotations, so the crops use the model's own car box
+    and parts on the whole photo (a studio car is found reliably; docs/views.md)."""
+    for path in sorted(root.glob("*.jpg")):
+        image = Image.open(path).convert("RGB")
+        decoded = runtime.decode(jpeg_bytes(image))
+        pose = runtime.pose(runtime.detect(decoded), decoded)
+        if pose.car is None:
+            continue
+        yield Photo(path.name, image, pose.car.box, [(p.label, p.box) for p in pose.parts], None)
+
+
+def collect(runtime: Runtime, photos: Iterable[Photo], limit: int, cache: Path | None = None, start: int = 0) -> list[dict]:
+    rows: list[dict] = []
+    for index, photo in enumerate(photos):
+        if index < start:
+            continue
+        image = photo.image
         gt_cut = (
-            car.box[0] <= 0.01 * image.width
-            or car.box[2] >= 0.99 * image.width
-            or car.box[1] <= 0.01 * image.height
-            or car.box[3] >= 0.99 * image.height
+            photo.car[0] <= 0.01 * image.width
+            or photo.car[2] >= 0.99 * image.width
+            or photo.car[1] <= 0.01 * image.height
+            or photo.car[3] >= 0.99 * image.height
         )
-        variants = crops(image, car.box, [(p.label, p.box) for p in parts], index)
-        if index % DEGRADE_EVERY == 0:
+        variants = crops(image, photo.car, photo.parts, index)
+        if index % DEGRADE_EVERY == 0 and photo.label is not None:
             variants.update({name: fn(image) for name, fn in DEGRADATIONS.items()})
         for kind, im in variants.items():
             data = jpeg_bytes(im)
             detections = runtime.detect(runtime.decode(data))
             rows.append(
                 {
-                    "file": info["file_name"],
+                    "file": photo.file,
                     "kind": kind,
                     "gt_cut": gt_cut,
-                    "label": labels.get(info["file_name"]),
+                    "label": photo.label,
                     "data": data,
                     "detections": slim(detections),
                 }
@@ -155,9 +191,9 @@ def collect(runtime: Runtime, root: Path, limit: int, cache: Path | None = None,
     return rows
 
 
-def read_labels() -> dict[str, tuple[str, tuple[str, ...]]]:
+def read_labels(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
     out = {}
-    for line in LABELS.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         cols = line.split("\t")
@@ -176,7 +212,7 @@ def report(runtime: Runtime, rows: list[dict]) -> None:
         image = runtime.decode(row["data"])
         pose = runtime.pose(row["detections"], image, min_confidence=0.0)
         posed.append((row, pose, runtime.quality(image, pose)))
-    print(f"{len(rows)} model answers on {len({r['file'] for r in rows})} test photos")
+    print(f"{len(rows)} model answers on {len({r['file'] for r in rows})} photos")
 
     print("\nwhole_car on crops (no car found counts as flagged: nothing would be accepted)")
     print(f"{'crop':<22} {'photos':>6} {'whole_car false':>16} {'quality.ok':>11}")
@@ -222,6 +258,8 @@ def report(runtime: Runtime, rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET_DIR)
+    parser.add_argument("--split", choices=[*LABELS, "turntable"], default="testset")
+    parser.add_argument("--turntable", type=Path, default=DEFAULT_TURNTABLE_DIR)
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--start", type=int, default=0, help="skip the first photos (to split a run over processes)")
@@ -245,7 +283,12 @@ def main() -> None:
         rows = [row for path in cached for row in pickle.loads(path.read_bytes())]
     else:
         target = args.cache[0] if args.cache else None
-        rows = collect(runtime, args.dataset, args.limit, target, args.start)
+        photos = (
+            turntable_photos(args.turntable, runtime)
+            if args.split == "turntable"
+            else car_parts_photos(args.dataset, args.split)
+        )
+        rows = collect(runtime, photos, args.limit, target, args.start)
         if target is not None:
             target.write_bytes(pickle.dumps(rows))
     report(runtime, rows)
