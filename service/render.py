@@ -46,13 +46,15 @@ def place_labels(anchors: list[tuple[int, int]], sizes: list[tuple[int, int]], c
     return placed
 
 
-def render_pose(rgb: np.ndarray, pose: PoseEstimate) -> np.ndarray:
+def render_pose(rgb: np.ndarray, pose: PoseEstimate, parts: bool = True) -> np.ndarray:
+    """`parts=False` leaves the part boxes and their name tags out: the upload page draws them itself from the
+    answer's `parts`, on a layer its user can switch off without a second request."""
     height, width = rgb.shape[:2]
     scale = min(1.0, MAX_RENDER_SIDE / max(height, width))
     canvas = cv2.resize(rgb, (round(width * scale), round(height * scale))) if scale < 1 else rgb.copy()
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
     font_scale = max(0.4, max(canvas.shape[:2]) / 1400)
-    for part in pose.parts:
+    for part in pose.parts if parts else []:
         x0, y0, x1, y1 = part.box
         cv2.rectangle(canvas, _pt(x0, y0, scale), _pt(x1, y1, scale), PART_COLOR, thickness)
     for wheel in pose.wheels:
@@ -64,7 +66,8 @@ def render_pose(rgb: np.ndarray, pose: PoseEstimate) -> np.ndarray:
     if pose.wheel_line is not None:
         (ax, ay), (bx, by) = pose.wheel_line
         cv2.line(canvas, _pt(ax, ay, scale), _pt(bx, by, scale), LINE_COLOR, thickness + 1, cv2.LINE_AA)
-    _draw_part_labels(canvas, pose, scale, font_scale)
+    if parts:
+        _draw_part_labels(canvas, pose, scale, font_scale)
     text = caption(pose)
     (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
     cv2.rectangle(canvas, (0, 0), (text_w + 12, text_h + baseline + 12), (0, 0, 0), -1)

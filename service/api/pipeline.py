@@ -49,9 +49,11 @@ async def pose_from_upload(
     decoder: DecodeLimiter,
     client_gone: asyncio.Event | None = None,
     min_confidence: float | None = None,
+    render_parts: bool = True,
 ) -> PoseResponse:
     """`client_gone`: set by the admission middleware (which has then also taken this request's gate place).
-    `min_confidence`: the request's view confidence floor; None takes the setting's default."""
+    `min_confidence`: the request's view confidence floor; None takes the setting's default. `render_parts`: the
+    part boxes and names in the rendered image (with `render`)."""
     clock = StageClock(backend.name)
     runtime = Runtime.from_settings(backend, settings)  # the same steps as `Runtime.predict`, limited in between
     decode = partial(runtime.decode, data)
@@ -74,7 +76,7 @@ async def pose_from_upload(
         clock.lap("postprocess")
         rendered = None
         if render:
-            rendered = await run_in_threadpool(lambda: jpeg_data_url(render_pose(image.rgb, pose)))
+            rendered = await run_in_threadpool(lambda: jpeg_data_url(render_pose(image.rgb, pose, render_parts)))
             clock.lap("render")
     VIEWS.labels(view=pose.view or "none", backend=backend.name).inc()
     return to_response(pose, image, backend, clock.total(), rendered, quality)

@@ -57,8 +57,10 @@ def test_pose_request_is_multipart_with_image_and_render(openapi: dict) -> None:
     body = post["requestBody"]["content"]["multipart/form-data"]["schema"]
     form = resolve(openapi, body["$ref"]) if "$ref" in body else body
     assert "image" in form["properties"] and form["required"] == ["image"]
-    assert [p["name"] for p in post["parameters"]] == ["render", "min_confidence", "target_view"]
-    floor = post["parameters"][1]
+    names = [p["name"] for p in post["parameters"]]
+    assert names == ["render", "render_parts", "min_confidence", "target_view"]
+    assert post["parameters"][1]["schema"]["default"] is True  # the image keeps its parts unless asked
+    floor = post["parameters"][2]
     assert not floor["required"]
     bounds = [s for s in floor["schema"].get("anyOf", [floor["schema"]]) if s.get("type") == "number"]
     assert bounds and bounds[0]["minimum"] == 0.0 and bounds[0]["maximum"] == 1.0

@@ -1,14 +1,19 @@
-"""The rendered image's caption states the pose as the API does."""
+"""The rendered image: its caption states the pose as the API does; its parts can be left out."""
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
 
 from service.postprocess import Detection, PoseEstimate
-from service.render import PART_COLOR, caption, place_labels, render_pose
+from service.render import CAR_COLOR, PART_COLOR, caption, place_labels, render_pose
+from tests.service.helpers import CLEAR_PHOTO
 
 
 def pose(azimuth: float | None, view: str | None = "front") -> PoseEstimate:
@@ -48,3 +53,36 @@ def test_render_draws_labelled_parts_after_the_boxes() -> None:
     assert drawn.shape == rgb.shape
     # The tags are filled in the part colour (the boxes alone are 1-2 px lines).
     assert int(np.all(drawn == PART_COLOR, axis=2).sum()) > 500
+
+
+def test_render_without_parts_keeps_the_rest() -> None:
+    rgb = np.full((300, 400, 3), 90, np.uint8)
+    parts = [Detection("hood", (52.0, 60.0, 340.0, 152.0), 0.9)]
+    car = Detection("car", (40.0, 50.0, 360.0, 280.0), 0.98)
+    drawn = render_pose(rgb, replace(pose(30.0), parts=parts, car=car), parts=False)
+    assert not np.any(np.all(drawn == PART_COLOR, axis=2))  # no box, no tag
+    assert int(np.all(drawn == CAR_COLOR, axis=2).sum()) > 500  # the car box is still drawn
+
+
+def pink_pixels(data_url: str) -> int:
+    """Pixels of the decoded JPEG near PART_COLOR (JPEG moves colours a little)."""
+    jpeg = base64.b64decode(data_url.split(",", 1)[1])
+    rgb = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).astype(int)
+    return int((np.abs(rgb - np.array(PART_COLOR)).max(axis=2) < 40).sum())
+
+
+def test_render_parts_false_leaves_the_parts_out_of_the_image_only(photo_client: TestClient) -> None:
+    """The upload page's request: the parts stay in the answer, drawn by the page, not in the image."""
+    answers = {}
+    for flag in ("true", "false"):
+        response = photo_client.post(
+            "/pose",
+            params={"render": "true", "render_parts": flag},
+            files={"image": (CLEAR_PHOTO.name, CLEAR_PHOTO.read_bytes(), "image/jpeg")},
+        )
+        assert response.status_code == 200, response.text
+        answers[flag] = response.json()
+    assert answers["true"]["parts"], "the default model finds no part on the clear photo"
+    assert answers["false"]["parts"] == answers["true"]["parts"]
+    assert pink_pixels(answers["true"]["rendered_image"]) > 1000
+    assert pink_pixels(answers["false"]["rendered_image"]) < 50

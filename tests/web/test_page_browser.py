@@ -125,7 +125,7 @@ def test_upload_matches_api_tiny_model(
         upload_and_wait(page, clear_view_image)
         page.screenshot(path=artifacts_dir / "desktop_tiny_model_result.png", full_page=True)
         assert_page_matches_api(page, expected)
-        assert watch.pose_requests == [f"{tiny_server.url}/pose?render=true"]
+        assert watch.pose_requests == [f"{tiny_server.url}/pose?render=true&render_parts=false"]
         watch.check()
     finally:
         context.close()
@@ -143,6 +143,73 @@ def test_upload_matches_api_default_model(
         upload_and_wait(page, clear_view_image)
         page.screenshot(path=artifacts_dir / "desktop_default_model_result.png", full_page=True)
         assert_page_matches_api(page, expected)
+        watch.check()
+    finally:
+        context.close()
+
+
+# An element as on screen: [left, top, right, bottom] in CSS pixels.
+RECT = "e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }"
+
+
+def assert_tags_apart_and_legible(page: Any, count: int) -> None:
+    rects = page.eval_on_selector_all("#parts-layer .part-tag", f"els => els.map({RECT})")
+    assert len(rects) == count
+    image = page.eval_on_selector("#rendered", RECT)
+    for i, a in enumerate(rects):
+        assert a[3] - a[1] >= 16, a  # 13 px names on screen, whatever the photo's size
+        assert a[0] >= image[0] - 0.5 and a[1] >= image[1] - 0.5 and a[2] <= image[2] + 0.5, (a, image)
+        for b in rects[i + 1 :]:  # no tag on another (half a pixel of rounding allowed)
+            assert not (a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5), (a, b)
+
+
+def test_parts_layer_toggles_without_a_second_request(
+    playwright_browser: Any, default_server: LiveServer, clear_view_image: Path, artifacts_dir: Path
+) -> None:
+    """The trained model's parts are drawn by the page over an image rendered without them; "Show parts" hides and
+    shows them without sending the photo again."""
+    expected = default_server.pose(clear_view_image)
+    assert expected["parts"], f"the default model finds no part on {clear_view_image.name}"
+    context, page, watch = new_page(playwright_browser, DESKTOP)
+    try:
+        open_page(page, default_server)
+        upload_and_wait(page, clear_view_image)
+        assert watch.pose_requests == [f"{default_server.url}/pose?render=true&render_parts=false"]
+        assert page.is_visible("#parts-toggle") and page.is_checked("#show-parts")
+        assert page.is_visible("#parts-layer")
+        assert page.get_attribute("#parts-layer", "viewBox") == (
+            f"0 0 {expected['image']['width']} {expected['image']['height']}"
+        )
+        assert page.locator("#parts-layer .part-box").count() == len(expected["parts"])
+        names = page.eval_on_selector_all("#parts-layer .part-name", "els => els.map(e => e.textContent)")
+        assert names == [part["label"].replace("_", " ") for part in expected["parts"]]
+        assert_tags_apart_and_legible(page, len(expected["parts"]))
+        # A box lies where the API says, on the image as shown (its 2 px line around the box's edge).
+        first = expected["parts"][0]["box"]
+        image = page.eval_on_selector("#rendered", RECT)
+        box = page.eval_on_selector("#parts-layer .part-box", RECT)
+        scale = (image[2] - image[0]) / expected["image"]["width"]
+        assert abs(box[0] - (image[0] + first[0] * scale)) <= 3 and abs(box[1] - (image[1] + first[1] * scale)) <= 3
+        page.locator(".annotated").screenshot(path=artifacts_dir / "parts_layer_on.png")
+
+        page.uncheck("#show-parts")
+        assert page.is_hidden("#parts-layer")
+        assert page.is_visible("#rendered")  # the car box, wheels and wheel line stay
+        page.locator(".annotated").screenshot(path=artifacts_dir / "parts_layer_off.png")
+        page.check("#show-parts")
+        assert page.is_visible("#parts-layer")
+        assert page.locator("#parts-layer .part-box").count() == len(expected["parts"])
+        assert len(watch.pose_requests) == 1  # toggling never sends the photo again
+
+        # A narrower window places the tags again, still apart and 13 px (a scaled tag would shrink with the image).
+        wide = page.eval_on_selector("#annotated-frame", "e => e.clientWidth")
+        page.set_viewport_size({"width": 900, "height": 900})
+        page.wait_for_function(
+            "w => document.getElementById('annotated-frame').clientWidth < w * 0.9 && "
+            "document.querySelector('#parts-layer .part-tag').getBoundingClientRect().height >= 16",
+            arg=wide,
+        )
+        assert_tags_apart_and_legible(page, len(expected["parts"]))
         watch.check()
     finally:
         context.close()
@@ -258,6 +325,12 @@ def test_full_result_dial_and_escaping(
         assert page.locator("#injected").count() == 0
         assert page.evaluate("window.__pwned") is None
         assert page.is_hidden("#reason")
+        # Five parts at one corner: five tags apart, names as text (cut when long), never markup.
+        assert_tags_apart_and_legible(page, 5)
+        names = page.eval_on_selector_all("#parts-layer .part-name", "els => els.map(e => e.textContent)")
+        assert names[:3] == ["front bumper", "front left light", "hood"]
+        assert names[3].endswith("…") and len(names[3]) == 32
+        assert names[4] == XSS.replace("_", " ")[:31] + "…"
         page.screenshot(path=artifacts_dir / "desktop_full_result.png", full_page=True)
         page.locator(".dial-figure").screenshot(path=artifacts_dir / "dial_yaw_41.png")
 
@@ -265,8 +338,12 @@ def test_full_result_dial_and_escaping(
         body = rich_response(rendered) | {"view": "left", "coarse_view": "side", "azimuth_deg": 90.0}
         page.unroute("**/pose?*")
         page.route("**/pose?*", answer(200, body))
+        page.uncheck("#show-parts")  # the choice holds for the next result
         page.click("#send")
         page.wait_for_selector("#view[data-view='left']")
+        assert page.is_hidden("#parts-layer") and not page.is_checked("#show-parts")
+        page.check("#show-parts")
+        assert page.is_visible("#parts-layer")
         assert page.get_attribute("#dial-car", "transform") == "rotate(90.0)"
         assert "to the image's left" in page.text_content("#dial-caption")
         # The car's nose arrow really ends up left of the dial centre after the rotation.

@@ -20,6 +20,10 @@ from ..pipeline import pose_from_upload
 from ..upload import IMAGE_REQUEST_BODY, read_image
 
 RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, wheel line and pose"
+RENDER_PARTS_DESCRIPTION = (
+    "With render=true: draw the part boxes and their names (false leaves them out, e.g. for a client that draws "
+    "`parts` itself on a layer it can hide)"
+)
 MIN_CONFIDENCE_DESCRIPTION = (
     "Confidence floor: below it view and coarse_view are null with reason low_confidence (azimuth_deg is kept "
     "as the best guess); default POSE_MIN_CONFIDENCE, 0 = off"
@@ -41,12 +45,15 @@ def add_pose_route(router: APIRouter, spec: BackendSpec) -> None:
         decoder: Annotated[DecodeLimiter, Depends(get_decoder)],
         client_gone: Annotated[asyncio.Event | None, Depends(get_client_gone)],
         render: Annotated[bool, Query(description=RENDER_DESCRIPTION)] = False,
+        render_parts: Annotated[bool, Query(description=RENDER_PARTS_DESCRIPTION)] = True,
         min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description=MIN_CONFIDENCE_DESCRIPTION)] = None,
         target_view: Annotated[View | None, Query(description=TARGET_VIEW_DESCRIPTION)] = None,
     ) -> PoseResponse:
         request.state.backend = backend.name
         data = await read_image(request, settings.max_upload_bytes)
-        answer = await pose_from_upload(data, backend, gate, settings, render, decoder, client_gone, min_confidence)
+        answer = await pose_from_upload(
+            data, backend, gate, settings, render, decoder, client_gone, min_confidence, render_parts
+        )
         return with_guidance(answer, target_view)
 
     router.add_api_route(

@@ -336,6 +336,117 @@
     return "The request failed (HTTP " + status + ").";
   }
 
+  // ---------- the parts layer over the annotated image ----------
+  // The server draws the image without the parts (render_parts=false); they are drawn here, from the answer's
+  // `parts`, on an SVG layer whose viewBox is the photo's pixels (the boxes' unit), so "Show parts" hides and
+  // shows them without sending the photo again. Tags keep one size on screen, and are placed again when the
+  // image's size on screen changes: the same placement as render.py's place_labels, in screen-sized units.
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const PART_FONT_PX = 13; // the names' size on screen, whatever the photo's size
+  const PART_TAG_PAD_PX = 4;
+  const PART_NAME_MAX = 32; // characters: the model's labels are shorter; anything longer is cut
+  const annotatedFrame = $("annotated-frame");
+  const partsLayer = $("parts-layer");
+  const partsToggle = $("parts-toggle");
+  const showPartsBox = $("show-parts");
+  let shownParts = null; // { width, height, parts: [{ name, box }] } of the result on the page
+  let measureContext = null;
+
+  function textWidthPx(text) {
+    if (measureContext === null) measureContext = document.createElement("canvas").getContext("2d");
+    if (!measureContext) return text.length * PART_FONT_PX * 0.62;
+    measureContext.font = "600 " + PART_FONT_PX + "px system-ui, sans-serif";
+    return measureContext.measureText(text).width;
+  }
+
+  /** Tag rectangles [x0, y0, x1, y1] that do not overlap: each starts just above its anchor (a box's top-left
+   *  corner), kept inside the image, and moves down a tag height at a time past the tags already placed. */
+  function placeLabels(anchors, sizes, width, height) {
+    const overlaps = (a, b) => a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+    const placed = [];
+    anchors.forEach(([ax, ay], i) => {
+      const [w, h] = sizes[i];
+      const x0 = Math.min(Math.max(0, ax), Math.max(0, width - w));
+      let y0 = Math.min(Math.max(0, ay - h), Math.max(0, height - h));
+      let rect = [x0, y0, x0 + w, y0 + h];
+      for (let tries = 4 * placed.length + 1; tries > 0 && placed.some((other) => overlaps(rect, other)); tries--) {
+        y0 = y0 + 2 * h + 1 <= height ? y0 + h + 1 : 0;
+        rect = [x0, y0, x0 + w, y0 + h];
+      }
+      placed.push(rect);
+    });
+    return placed;
+  }
+
+  function svg(tag, attributes, className) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    if (className) node.setAttribute("class", className);
+    return node;
+  }
+
+  function drawParts() {
+    const screenWidth = annotatedFrame.clientWidth;
+    if (!shownParts || !(screenWidth > 0)) return; // drawn once the image is on screen (ResizeObserver)
+    const { width, height, parts } = shownParts;
+    const unit = width / screenWidth; // photo pixels per CSS pixel
+    partsLayer.setAttribute("viewBox", "0 0 " + width + " " + height);
+    const boxes = parts.map(({ box: [x0, y0, x1, y1] }) =>
+      svg("rect", { x: x0, y: y0, width: Math.max(0, x1 - x0), height: Math.max(0, y1 - y0) }, "part-box"));
+    const sizes = parts.map(({ name }) => [
+      (textWidthPx(name) + 2 * PART_TAG_PAD_PX) * unit,
+      (PART_FONT_PX + 2 * PART_TAG_PAD_PX) * unit,
+    ]);
+    const rects = placeLabels(parts.map(({ box }) => [box[0], box[1]]), sizes, width, height);
+    // Tags after every box, so no box line crosses a name.
+    const tags = parts.map(({ name }, i) => {
+      const [x0, y0, x1, y1] = rects[i];
+      const group = svg("g", {}, "part-label");
+      group.append(svg("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }, "part-tag"));
+      const text = svg("text", {
+        x: x0 + PART_TAG_PAD_PX * unit,
+        y: (y0 + y1) / 2,
+        "font-size": PART_FONT_PX * unit,
+        "dominant-baseline": "central",
+      }, "part-name");
+      text.textContent = name;
+      group.append(text);
+      return group;
+    });
+    partsLayer.replaceChildren(...boxes, ...tags);
+  }
+
+  function showPartsLayer() {
+    const on = shownParts !== null && showPartsBox.checked;
+    if (on) partsLayer.removeAttribute("hidden");
+    else partsLayer.setAttribute("hidden", "");
+    document.body.dataset.partsShown = on ? "true" : "false";
+  }
+
+  /** The answer's parts, checked: a box of four finite numbers and a label, in an image of a known size. */
+  function setParts(body) {
+    const image = body && body.image && typeof body.image === "object" ? body.image : {};
+    const width = Number(image.width);
+    const height = Number(image.height);
+    const parts = (body && Array.isArray(body.parts) ? body.parts : [])
+      .filter((p) => p && Array.isArray(p.box) && p.box.length === 4 && p.box.every((v) => Number.isFinite(v)))
+      .map((p) => {
+        const name = words(p.label ?? "part");
+        return { name: name.length > PART_NAME_MAX ? name.slice(0, PART_NAME_MAX - 1) + "…" : name, box: p.box };
+      });
+    const usable = width > 0 && height > 0 && Number.isFinite(width) && Number.isFinite(height) && parts.length > 0;
+    shownParts = usable ? { width, height, parts } : null;
+    partsLayer.replaceChildren();
+    partsToggle.hidden = !usable;
+    drawParts();
+    showPartsLayer();
+  }
+
+  showPartsBox.addEventListener("change", showPartsLayer);
+  if (typeof ResizeObserver === "function") new ResizeObserver(drawParts).observe(annotatedFrame);
+  else window.addEventListener("resize", drawParts);
+
   // ---------- showing a result ----------
 
   function viewWords(body) {
@@ -511,10 +622,10 @@
     const rendered = $("rendered");
     if (typeof body.rendered_image === "string" && body.rendered_image.startsWith("data:image/")) {
       rendered.src = body.rendered_image;
-      rendered.hidden = false;
+      annotatedFrame.hidden = false;
     } else {
       rendered.removeAttribute("src");
-      rendered.hidden = true;
+      annotatedFrame.hidden = true;
     }
 
     showDial(body.azimuth_deg);
@@ -545,6 +656,7 @@
     fillTimings(body.timings_ms, roundTripMs);
 
     result.hidden = false;
+    setParts(annotatedFrame.hidden ? null : body); // after the result shows: the tags are sized for the screen
     if (body.view) {
       setStatus("ok", "Done: " + viewWords(body).toLowerCase() + " (" + roundTripMs.toFixed(0) + " ms).");
     } else {
@@ -577,7 +689,9 @@
     const started = performance.now();
     let response;
     try {
-      response = await fetch(route + "?render=true", { method: "POST", body: data, headers: authHeaders() });
+      // The parts are left out of the image: the page draws them on its own layer (see drawParts).
+      const query = "?render=true&render_parts=false";
+      response = await fetch(route + query, { method: "POST", body: data, headers: authHeaders() });
     } catch (err) {
       setBusy(false);
       setStatus("error", "Could not reach the service. Check your connection and try again.", "", "network");
