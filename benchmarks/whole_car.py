@@ -8,7 +8,8 @@ crops of the annotated car (from the union of its part polygons): one part (the 
 padded by 15 %), half the car (the half along its long side, alternately the left/top or right/bottom), three
 quarters of it, and the whole photo; each crop is upscaled so its short side is 512 px, as a close-up photo would
 be (on the turntable, whose photos have no part annotations, the crops use the model's own car box and parts).
-Degraded copies of labelled photos: overexposed x3, darkened x0.3, Gaussian blur radius 8, Gaussian noise sigma 40, JPEG quality 10.
+Degraded copies of labelled photos: overexposed x3, darkened x0.3, Gaussian blur radius 8, Gaussian noise sigma 40,
+JPEG quality 10.
 Prints the confusion of `whole_car` per crop kind (originals whose annotated car touches the border are counted
 apart: they are real close-ups) and, per degradation, views more than 90 degrees from the label at confidence
 >= 0.5. `--cache` keeps the detections (car masks only) so a rerun skips the model.
@@ -154,7 +155,9 @@ def turntable_photos(root: Path, runtime: Runtime) -> Iterator[Photo]:
         yield Photo(path.name, image, pose.car.box, [(p.label, p.box) for p in pose.parts], None)
 
 
-def collect(runtime: Runtime, photos: Iterable[Photo], limit: int, cache: Path | None = None, start: int = 0) -> list[dict]:
+def collect(
+    runtime: Runtime, photos: Iterable[Photo], limit: int, cache: Path | None = None, start: int = 0
+) -> list[dict]:
     rows: list[dict] = []
     for index, photo in enumerate(photos):
         if index < start:

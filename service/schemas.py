@@ -74,8 +74,8 @@ class QualityOut(BaseModel):
     )
     whole_car: bool = Field(
         True,
-        description="Not a close-up of a part or a section: the car's visible extent (box and parts) does not span "
-        "the frame and the parts include the faces and wheels a whole car shows (docs/quality.md)",
+        description="Not a close-up of a part or a section: enough distinct parts for the borders the car reaches, "
+        "and a car box shaped like a whole car seen from the view's side (docs/quality.md)",
     )
     other_cars: int = Field(
         0,

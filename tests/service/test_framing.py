@@ -53,11 +53,11 @@ def test_a_whole_car_shows_enough_parts_a_close_up_does_not() -> None:
 
 
 def test_reaching_a_border_needs_more_parts() -> None:
-    at_left = pose_with(FRONT, car_box=(0.0, 150.0, 700.0, 450.0))
+    at_left = pose_with(FRONT, car_box=(0.0, 150.0, 600.0, 450.0))
     assert extent_of(at_left, SIZE).touches == {"left"}  # type: ignore[union-attr]
     assert not whole_car(extent_of(at_left, SIZE))
     five = [*FRONT, part("left_mirror")]
-    assert whole_car(extent_of(pose_with(five, car_box=(0.0, 150.0, 700.0, 450.0)), SIZE))
+    assert whole_car(extent_of(pose_with(five, car_box=(0.0, 150.0, 600.0, 450.0)), SIZE))
     # A part box at the border counts as the car reaching it.
     edge = [*FRONT[:3], part("front_left_light", box=(700.0, 200.0, 800.0, 300.0))]
     assert extent_of(pose_with(edge), SIZE).touches == {"right"}  # type: ignore[union-attr]
@@ -93,3 +93,18 @@ def test_a_view_contradicting_clear_parts_is_withheld() -> None:
 def test_no_parts_no_confident_view() -> None:
     blind = check_evidence(pose_with([], wheels=2, view="front_right", confidence=0.983))
     assert blind.view == "front_right" and blind.confidence < 0.5
+
+
+def test_the_car_box_shape_must_fit_the_view() -> None:
+    # A side view 1.2x as wide as tall is a section of the car (a whole side is over twice as long as tall) ...
+    side_section = pose_with(FRONT, view="left", car_box=(200.0, 150.0, 560.0, 450.0))
+    assert not whole_car(extent_of(side_section, SIZE))
+    # ... and one 2.5x as wide is a whole car even with few parts found (a plain studio side: three parts).
+    side_whole = pose_with(FRONT[:2], wheels=2, view="left", car_box=(50.0, 200.0, 750.0, 480.0))
+    assert whole_car(extent_of(side_whole, SIZE))
+    assert not whole_car(extent_of(replace(side_whole, view="front"), SIZE))  # no bonus for a wide front
+    # A front view taller than wide (0.7) is half a front.
+    assert not whole_car(extent_of(pose_with(FRONT, view="front", car_box=(250.0, 100.0, 460.0, 400.0)), SIZE))
+    assert whole_car(extent_of(pose_with(FRONT, view="front", car_box=(200.0, 100.0, 600.0, 400.0)), SIZE))
+    # Without a view the shape says nothing.
+    assert whole_car(extent_of(pose_with(FRONT, view=None, car_box=(200.0, 150.0, 560.0, 450.0)), SIZE))

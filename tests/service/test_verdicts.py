@@ -56,6 +56,28 @@ def test_a_close_up_of_the_rear_is_not_a_whole_car_and_covers_nothing(runtime: R
     assert 1 not in [i for indices in coverage.covered.values() for i in indices]
 
 
+# Halves of test photos' cars (benchmarks.whole_car's crops, upscaled there) whose parts alone looked whole: the
+# side view te18 and the front view te35 in boxes as narrow as no whole car from that side. And whole photos whose
+# few parts found looked like a section until the box's shape counted: te93 (a side view, two parts and two wheels)
+# and te27 (a diagonal, three parts and a wheel).
+HALVES = {"te18.jpg": (55, 50, 454, 417), "te35.jpg": (420, 43, 771, 567)}
+
+
+@pytest.mark.parametrize("name", sorted(HALVES))
+def test_half_a_car_is_not_a_whole_car(runtime: Runtime, car_parts_dir: Path, name: str) -> None:
+    half = photo(car_parts_dir, name).crop(HALVES[name])
+    scale = 512 / min(half.size)  # a close-up's pixel count, as the benchmark makes it
+    half = half.resize((round(half.width * scale), round(half.height * scale)), Image.Resampling.BICUBIC)
+    answer = runtime.predict(jpeg(half))
+    assert answer.quality is not None and not answer.quality.whole_car, answer.pose
+
+
+@pytest.mark.parametrize("name", ["te27.jpg", "te93.jpg"])
+def test_a_whole_car_with_few_parts_found_stays_whole(runtime: Runtime, car_parts_dir: Path, name: str) -> None:
+    answer = runtime.predict(jpeg(photo(car_parts_dir, name)))
+    assert answer.quality is not None and answer.quality.whole_car, answer.pose
+
+
 @pytest.mark.parametrize(
     ("name", "degrade"),
     [
