@@ -47,8 +47,9 @@ def place_labels(anchors: list[tuple[int, int]], sizes: list[tuple[int, int]], c
 
 
 def render_pose(rgb: np.ndarray, pose: PoseEstimate, parts: bool = True) -> np.ndarray:
-    """`parts=False` leaves the part boxes and their name tags out: the upload page draws them itself from the
-    answer's `parts`, on a layer its user can switch off without a second request."""
+    """`parts=False` leaves the part boxes, their name tags and the caption out: the upload page draws the parts
+    itself from the answer's `parts`, on a layer its user can switch off without a second request, and shows the
+    caption itself, where its tags cannot cover it (they would, at the image's top left)."""
     height, width = rgb.shape[:2]
     scale = min(1.0, MAX_RENDER_SIDE / max(height, width))
     canvas = cv2.resize(rgb, (round(width * scale), round(height * scale))) if scale < 1 else rgb.copy()
@@ -68,7 +69,12 @@ def render_pose(rgb: np.ndarray, pose: PoseEstimate, parts: bool = True) -> np.n
         cv2.line(canvas, _pt(ax, ay, scale), _pt(bx, by, scale), LINE_COLOR, thickness + 1, cv2.LINE_AA)
     if parts:
         _draw_part_labels(canvas, pose, scale, font_scale)
-    text = caption(pose)
+        _draw_caption(canvas, caption(pose), font_scale, thickness)
+    return canvas
+
+
+def _draw_caption(canvas: np.ndarray, text: str, font_scale: float, thickness: int) -> None:
+    """White words on a black strip at the top left, drawn last: over every box line and tag."""
     (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
     cv2.rectangle(canvas, (0, 0), (text_w + 12, text_h + baseline + 12), (0, 0, 0), -1)
     cv2.putText(
@@ -81,7 +87,6 @@ def render_pose(rgb: np.ndarray, pose: PoseEstimate, parts: bool = True) -> np.n
         thickness,
         cv2.LINE_AA,
     )
-    return canvas
 
 
 def _draw_part_labels(canvas: np.ndarray, pose: PoseEstimate, scale: float, font_scale: float) -> None:
@@ -99,6 +104,8 @@ def _draw_part_labels(canvas: np.ndarray, pose: PoseEstimate, scale: float, font
 
 
 def caption(pose: PoseEstimate) -> str:
+    """The pose in words, the rendered image's caption; the upload page writes the same words from the answer
+    (app.js `captionText`) when it asks for an image without them."""
     if pose.view is None and pose.coarse_view is None:
         return f"no pose: {pose.reason}"
     parts = [f"view {pose.view or pose.coarse_view}"]

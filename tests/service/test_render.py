@@ -1,4 +1,5 @@
-"""The rendered image: its caption states the pose as the API does; its parts can be left out."""
+"""The rendered image: its caption states the pose as the API does; its parts, and with them the caption, can be
+left out."""
 
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ def test_render_draws_labelled_parts_after_the_boxes() -> None:
     assert drawn.shape == rgb.shape
     # The tags are filled in the part colour (the boxes alone are 1-2 px lines).
     assert int(np.all(drawn == PART_COLOR, axis=2).sum()) > 500
+    assert caption_strip(drawn)
+
+
+def caption_strip(rgb: np.ndarray) -> bool:
+    """The caption's black strip at the top left: its first rows, above the words, are black (JPEG leaves them
+    near black) on the 60 px a caption is always wider than."""
+    return bool((rgb[:5, :60].astype(int).max(axis=2) < 40).all())
 
 
 def test_render_without_parts_keeps_the_rest() -> None:
@@ -62,17 +70,24 @@ def test_render_without_parts_keeps_the_rest() -> None:
     drawn = render_pose(rgb, replace(pose(30.0), parts=parts, car=car), parts=False)
     assert not np.any(np.all(drawn == PART_COLOR, axis=2))  # no box, no tag
     assert int(np.all(drawn == CAR_COLOR, axis=2).sum()) > 500  # the car box is still drawn
+    # No caption either: the top left, clear of the car box, is the photo's own grey.
+    assert (drawn[:45, :300] == 90).all()
+
+
+def decoded(data_url: str) -> np.ndarray:
+    jpeg = base64.b64decode(data_url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
 
 
 def pink_pixels(data_url: str) -> int:
     """Pixels of the decoded JPEG near PART_COLOR (JPEG moves colours a little)."""
-    jpeg = base64.b64decode(data_url.split(",", 1)[1])
-    rgb = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).astype(int)
+    rgb = decoded(data_url).astype(int)
     return int((np.abs(rgb - np.array(PART_COLOR)).max(axis=2) < 40).sum())
 
 
 def test_render_parts_false_leaves_the_parts_out_of_the_image_only(photo_client: TestClient) -> None:
-    """The upload page's request: the parts stay in the answer, drawn by the page, not in the image."""
+    """The upload page's request: the parts stay in the answer, drawn by the page, not in the image; nor does the
+    caption (the page writes it, out of its tags' way)."""
     answers = {}
     for flag in ("true", "false"):
         response = photo_client.post(
@@ -86,3 +101,5 @@ def test_render_parts_false_leaves_the_parts_out_of_the_image_only(photo_client:
     assert answers["false"]["parts"] == answers["true"]["parts"]
     assert pink_pixels(answers["true"]["rendered_image"]) > 1000
     assert pink_pixels(answers["false"]["rendered_image"]) < 50
+    assert caption_strip(decoded(answers["true"]["rendered_image"]))
+    assert not caption_strip(decoded(answers["false"]["rendered_image"]))  # the photo's top left is light

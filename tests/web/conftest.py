@@ -56,12 +56,13 @@ class LiveServer:
     def log_tail(self, chars: int = 4000) -> str:
         return self._server.log_tail(chars)
 
-    def pose(self, image: Path, render: bool = False) -> dict[str, Any]:
-        """What the API itself answers for this photo: the page must agree with it."""
+    def pose(self, image: Path, render: bool = False, render_parts: bool = True) -> dict[str, Any]:
+        """What the API itself answers for this photo: the page must agree with it. `render_parts=False`: the
+        image as the page asks for it (no parts, no caption)."""
         with image.open("rb") as fh:
             response = httpx.post(
                 f"{self.url}/pose",
-                params={"render": str(render).lower()},
+                params={"render": str(render).lower(), "render_parts": str(render_parts).lower()},
                 files={"image": (image.name, fh, "image/jpeg")},
                 timeout=120.0,
             )

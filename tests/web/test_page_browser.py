@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,14 @@ def assert_page_matches_api(page: Any, expected: dict[str, Any]) -> None:
     # The annotated image is the API's rendering, decoded by the browser.
     assert page.get_attribute("#rendered", "src").startswith("data:image/jpeg;base64,")
     assert page.eval_on_selector("#rendered", "img => img.complete && img.naturalWidth > 0")
+    # Its caption, which the server leaves out with render_parts=false, in render.py's words (yaw rounded as the
+    # page's Yaw line rounds it).
+    caption = page.text_content("#rendered-caption")
+    view = expected["view"] or expected["coarse_view"]
+    assert caption.startswith(f"view {view}" if view else f"no pose: {expected['reason']}"), caption
+    if view and expected["azimuth_deg"] is not None:
+        assert f", yaw {math.floor(expected['azimuth_deg'] + 0.5) % 360} deg" in caption, caption
+    assert_caption_clear(page)
     # Latency: the server's stages plus the round trip measured in the page.
     timings = page.text_content("#timings")
     assert "Inference" in timings and "Server total" in timings
@@ -152,6 +161,11 @@ def test_upload_matches_api_default_model(
 RECT = "e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }"
 
 
+def overlap(a: list[float], b: list[float]) -> bool:
+    """Two on-screen rectangles share more than half a pixel of rounding."""
+    return a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5
+
+
 def assert_tags_apart_and_legible(page: Any, count: int) -> None:
     rects = page.eval_on_selector_all("#parts-layer .part-tag", f"els => els.map({RECT})")
     assert len(rects) == count
@@ -159,8 +173,21 @@ def assert_tags_apart_and_legible(page: Any, count: int) -> None:
     for i, a in enumerate(rects):
         assert a[3] - a[1] >= 16, a  # 13 px names on screen, whatever the photo's size
         assert a[0] >= image[0] - 0.5 and a[1] >= image[1] - 0.5 and a[2] <= image[2] + 0.5, (a, image)
-        for b in rects[i + 1 :]:  # no tag on another (half a pixel of rounding allowed)
-            assert not (a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5), (a, b)
+        for b in rects[i + 1 :]:  # no tag on another
+            assert not overlap(a, b), (a, b)
+
+
+def assert_caption_clear(page: Any) -> None:
+    """The image's caption is shown, legible, on the image's top edge (just above it), and no part tag covers any
+    of it."""
+    assert page.is_visible("#rendered-caption")
+    caption = page.eval_on_selector("#rendered-caption", RECT)
+    frame = page.eval_on_selector("#annotated-frame", RECT)
+    assert abs(caption[0] - frame[0]) <= 0.5 and abs(caption[3] - frame[1]) <= 0.5, (caption, frame)
+    assert float(page.eval_on_selector("#rendered-caption", "e => parseFloat(getComputedStyle(e).fontSize)")) >= 13
+    tags = page.eval_on_selector_all("#parts-layer .part-tag", f"els => els.map({RECT})")
+    for tag in tags:
+        assert not overlap(tag, caption), (tag, caption)
 
 
 def test_parts_layer_toggles_without_a_second_request(
@@ -184,6 +211,7 @@ def test_parts_layer_toggles_without_a_second_request(
         names = page.eval_on_selector_all("#parts-layer .part-name", "els => els.map(e => e.textContent)")
         assert names == [part["label"].replace("_", " ") for part in expected["parts"]]
         assert_tags_apart_and_legible(page, len(expected["parts"]))
+        assert_caption_clear(page)
         # A box lies where the API says, on the image as shown (its 2 px line around the box's edge).
         first = expected["parts"][0]["box"]
         image = page.eval_on_selector("#rendered", RECT)
@@ -195,6 +223,7 @@ def test_parts_layer_toggles_without_a_second_request(
         page.uncheck("#show-parts")
         assert page.is_hidden("#parts-layer")
         assert page.is_visible("#rendered")  # the car box, wheels and wheel line stay
+        assert page.is_visible("#rendered-caption")  # and the caption
         page.locator(".annotated").screenshot(path=artifacts_dir / "parts_layer_off.png")
         page.check("#show-parts")
         assert page.is_visible("#parts-layer")
@@ -210,6 +239,7 @@ def test_parts_layer_toggles_without_a_second_request(
             arg=wide,
         )
         assert_tags_apart_and_legible(page, len(expected["parts"]))
+        assert_caption_clear(page)
         watch.check()
     finally:
         context.close()
@@ -301,7 +331,7 @@ def test_full_result_dial_and_escaping(
     playwright_browser: Any, tiny_server: LiveServer, clear_view_image: Path, artifacts_dir: Path
 ) -> None:
     """A full pose drawn on the dial; API strings land as text, never as markup."""
-    rendered = tiny_server.pose(clear_view_image, render=True)["rendered_image"]
+    rendered = tiny_server.pose(clear_view_image, render=True, render_parts=False)["rendered_image"]
     context, page, watch = new_page(playwright_browser, DESKTOP)
     try:
         open_page(page, tiny_server)
@@ -331,19 +361,38 @@ def test_full_result_dial_and_escaping(
         assert names[:3] == ["front bumper", "front left light", "hood"]
         assert names[3].endswith("…") and len(names[3]) == 32
         assert names[4] == XSS.replace("_", " ")[:31] + "…"
+        assert page.text_content("#rendered-caption") == "view front_left, yaw 41 deg, wheel line -1.5 deg"
+        assert_caption_clear(page)
         page.screenshot(path=artifacts_dir / "desktop_full_result.png", full_page=True)
         page.locator(".dial-figure").screenshot(path=artifacts_dir / "dial_yaw_41.png")
 
-        # Yaw 90: the car's left side faces the camera, nose toward the image's left.
-        body = rich_response(rendered) | {"view": "left", "coarse_view": "side", "azimuth_deg": 90.0}
+        # Yaw 90: the car's left side faces the camera, nose toward the image's left. Its parts start at the
+        # image's top left corner, where render.py's caption strip was: their tags stay off the caption.
+        corner_parts = [
+            {"label": "hood", "box": [0, 0, 320, 160], "score": 0.9},
+            {"label": "windshield", "box": [0, 0, 200, 90], "score": 0.8},
+            {"label": "front_left_door", "box": [2, 1, 120, 300], "score": 0.7},
+        ]
+        body = rich_response(rendered) | {
+            "view": "left",
+            "coarse_view": "side",
+            "azimuth_deg": 90.0,
+            "tilt_deg": 3.04,
+            "parts": corner_parts,
+        }
         page.unroute("**/pose?*")
         page.route("**/pose?*", answer(200, body))
         page.uncheck("#show-parts")  # the choice holds for the next result
         page.click("#send")
         page.wait_for_selector("#view[data-view='left']")
         assert page.is_hidden("#parts-layer") and not page.is_checked("#show-parts")
+        assert page.text_content("#rendered-caption") == "view left, yaw 90 deg, wheel line +3.0 deg"
+        assert page.is_visible("#rendered-caption")  # the caption is not part of the layer "Show parts" hides
         page.check("#show-parts")
         assert page.is_visible("#parts-layer")
+        assert_tags_apart_and_legible(page, len(corner_parts))
+        assert_caption_clear(page)
+        page.locator(".annotated").screenshot(path=artifacts_dir / "parts_at_the_corner.png")
         assert page.get_attribute("#dial-car", "transform") == "rotate(90.0)"
         assert "to the image's left" in page.text_content("#dial-caption")
         # The car's nose arrow really ends up left of the dial centre after the rotation.
@@ -484,7 +533,7 @@ def test_low_confidence_and_verdicts_in_words(
 ) -> None:
     """A doubtful view is marked "not sure"; a close-up, another car and the exposure's direction are said in words;
     sharpness is words, not a bare number."""
-    rendered = tiny_server.pose(clear_view_image, render=True)["rendered_image"]
+    rendered = tiny_server.pose(clear_view_image, render=True, render_parts=False)["rendered_image"]
     quality = {
         "ok": False,
         "in_frame": True,
@@ -504,6 +553,7 @@ def test_low_confidence_and_verdicts_in_words(
     body = rich_response(rendered) | {
         "confidence": 0.585,
         "view": "back_left",
+        "azimuth_deg": 359.8,
         "quality": quality,
         "roll_deg": -9.4,
     }
@@ -527,6 +577,8 @@ def test_low_confidence_and_verdicts_in_words(
         # Beyond POSE_QUALITY_MAX_ROLL_DEG (quality.level false) the roll is said with the way to turn the phone.
         assert page.text_content("#roll") == "turned 9° counter-clockwise: hold the phone level"
         assert page.get_attribute("#roll", "data-level") == "false"
+        # The caption above the image rounds the yaw as render.py does: 359.8 is yaw 0, never 360.
+        assert page.text_content("#rendered-caption") == "view back_left, yaw 0 deg, wheel line -1.5 deg"
         page.screenshot(path=artifacts_dir / "desktop_not_sure.png", full_page=True)
         watch.check()
     finally:

@@ -21,8 +21,9 @@ from ..upload import IMAGE_REQUEST_BODY, read_image
 
 RENDER_DESCRIPTION = "Add an annotated JPEG (data URL) with the car box, parts, wheel line and pose"
 RENDER_PARTS_DESCRIPTION = (
-    "With render=true: draw the part boxes and their names (false leaves them out, e.g. for a client that draws "
-    "`parts` itself on a layer it can hide)"
+    "With render=true: draw the part boxes, their names and the caption (the pose in words, top left); false "
+    "leaves all three out, for a client that draws `parts` itself on a layer it can hide and so writes its own "
+    "caption, where its tags cannot cover it"
 )
 MIN_CONFIDENCE_DESCRIPTION = (
     "Confidence floor: below it view and coarse_view are null with reason low_confidence (azimuth_deg is kept "

@@ -337,10 +337,11 @@
   }
 
   // ---------- the parts layer over the annotated image ----------
-  // The server draws the image without the parts (render_parts=false); they are drawn here, from the answer's
-  // `parts`, on an SVG layer whose viewBox is the photo's pixels (the boxes' unit), so "Show parts" hides and
-  // shows them without sending the photo again. Tags keep one size on screen, and are placed again when the
-  // image's size on screen changes: the same placement as render.py's place_labels, in screen-sized units.
+  // The server draws the image without the parts and without its caption (render_parts=false); the parts are
+  // drawn here, from the answer's `parts`, on an SVG layer whose viewBox is the photo's pixels (the boxes' unit),
+  // so "Show parts" hides and shows them without sending the photo again. Tags keep one size on screen, and are
+  // placed again when the image's size on screen changes: the same placement as render.py's place_labels, in
+  // screen-sized units. The caption is written above the image (captionText), out of the tags' way.
 
   const SVG_NS = "http://www.w3.org/2000/svg";
   const PART_FONT_PX = 13; // the names' size on screen, whatever the photo's size
@@ -441,6 +442,21 @@
     partsToggle.hidden = !usable;
     drawParts();
     showPartsLayer();
+  }
+
+  /** render.py's caption() from the answer's fields: the words the server leaves out of the image. The answer's
+   *  yaw has one decimal; a .5 rounds up here, as on the page's Yaw line (Python rounds it to even). */
+  function captionText(body) {
+    const view = body.view || body.coarse_view;
+    if (!view) return "no pose: " + body.reason;
+    const parts = ["view " + view];
+    if (typeof body.azimuth_deg === "number" && Number.isFinite(body.azimuth_deg)) {
+      parts.push("yaw " + (((Math.round(body.azimuth_deg) % 360) + 360) % 360) + " deg"); // 359.8 is yaw 0
+    }
+    if (typeof body.tilt_deg === "number" && Number.isFinite(body.tilt_deg)) {
+      parts.push("wheel line " + (body.tilt_deg < 0 ? "" : "+") + body.tilt_deg.toFixed(1) + " deg");
+    }
+    return parts.join(", ");
   }
 
   showPartsBox.addEventListener("change", showPartsLayer);
@@ -620,13 +636,17 @@
     showQuality(body.quality);
 
     const rendered = $("rendered");
+    const renderedCaption = $("rendered-caption");
     if (typeof body.rendered_image === "string" && body.rendered_image.startsWith("data:image/")) {
       rendered.src = body.rendered_image;
+      renderedCaption.textContent = captionText(body);
       annotatedFrame.hidden = false;
     } else {
       rendered.removeAttribute("src");
+      renderedCaption.textContent = "";
       annotatedFrame.hidden = true;
     }
+    renderedCaption.hidden = annotatedFrame.hidden;
 
     showDial(body.azimuth_deg);
     const azimuth = num(body.azimuth_deg, 0);
