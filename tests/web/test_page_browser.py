@@ -577,8 +577,11 @@ def test_low_confidence_and_verdicts_in_words(
         # Beyond POSE_QUALITY_MAX_ROLL_DEG (quality.level false) the roll is said with the way to turn the phone.
         assert page.text_content("#roll") == "turned 9° counter-clockwise: hold the phone level"
         assert page.get_attribute("#roll", "data-level") == "false"
-        # The caption above the image rounds the yaw as render.py does: 359.8 is yaw 0, never 360.
+        # The caption above the image rounds the yaw as render.py does: 359.8 is yaw 0, never 360; so do the
+        # Yaw line and the dial's description.
         assert page.text_content("#rendered-caption") == "view back_left, yaw 0 deg, wheel line -1.5 deg"
+        assert page.text_content("#azimuth") == "0°"
+        assert "Yaw 0°:" in (page.text_content("#dial-desc") or "")
         page.screenshot(path=artifacts_dir / "desktop_not_sure.png", full_page=True)
         watch.check()
     finally:

@@ -102,6 +102,11 @@
     return typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : null;
   }
 
+  /** Whole degrees in [0, 360): 359.8 is yaw 0, never "360". */
+  function yawDegrees(azimuth) {
+    return ((Math.round(azimuth) % 360) + 360) % 360;
+  }
+
   function words(label) {
     return String(label).replace(/_/g, " ");
   }
@@ -451,7 +456,7 @@
     if (!view) return "no pose: " + body.reason;
     const parts = ["view " + view];
     if (typeof body.azimuth_deg === "number" && Number.isFinite(body.azimuth_deg)) {
-      parts.push("yaw " + (((Math.round(body.azimuth_deg) % 360) + 360) % 360) + " deg"); // 359.8 is yaw 0
+      parts.push("yaw " + yawDegrees(body.azimuth_deg) + " deg");
     }
     if (typeof body.tilt_deg === "number" && Number.isFinite(body.tilt_deg)) {
       parts.push("wheel line " + (body.tilt_deg < 0 ? "" : "+") + body.tilt_deg.toFixed(1) + " deg");
@@ -503,7 +508,7 @@
       car.setAttribute("transform", "rotate(" + azimuth.toFixed(1) + ")");
       car.classList.remove("unknown");
       const text =
-        "Seen from above: the camera is at the bottom, looking up. Yaw " + azimuth.toFixed(0) +
+        "Seen from above: the camera is at the bottom, looking up. Yaw " + yawDegrees(azimuth) +
         "°: the car's nose (orange arrow) points " + facingWords(azimuth) +
         ". 0° = front faces the camera, 90° = the car's left side, 180° = back, 270° = right side.";
       caption.textContent = text;
@@ -649,8 +654,9 @@
     renderedCaption.hidden = annotatedFrame.hidden;
 
     showDial(body.azimuth_deg);
-    const azimuth = num(body.azimuth_deg, 0);
-    $("azimuth").textContent = azimuth === null ? "not determined" : azimuth + "°";
+    const azimuth = body.azimuth_deg;
+    $("azimuth").textContent =
+      typeof azimuth === "number" && Number.isFinite(azimuth) ? yawDegrees(azimuth) + "°" : "not determined";
     const tilt = num(body.tilt_deg, 1);
     if (tilt === null) {
       $("tilt").textContent = "not measured (needs two wheels on the same side of the car)";
