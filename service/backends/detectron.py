@@ -131,7 +131,9 @@ class DetectronBackend:
         # networks' own thread count (torch's is process-wide, set by the caller); 0 = every core.
         self.engine = resolve_engine(engine, self.device)
         build = network_builder(self.engine, threads, engine_cache_dir)
-        self._run = CompiledRCNN(self.model, build, threads) if self.engine.compiled else self.model
+        # The compiled engine's model call (its networks reachable for measurements), else the model itself.
+        self.compiled: CompiledRCNN | None = CompiledRCNN(self.model, build, threads) if self.engine.compiled else None
+        self._run: Any = self.compiled if self.compiled is not None else self.model
         self.input_format = cfg.INPUT.FORMAT
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.classes = self.card.classes
@@ -178,7 +180,7 @@ class DetectronBackend:
         return self.detect_arrays([rgb])[0]
 
     def detect_arrays(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        inputs = [self._model_input(rgb) for rgb in images]
+        inputs = [self.model_input(rgb) for rgb in images]
         # Only inputs of one size share a model call: Detectron2 pads a batch to its largest image, and the
         # padding changes the features near an image's border, so a smaller image would not get its own answer.
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -193,7 +195,7 @@ class DetectronBackend:
                     outputs[i] = result["instances"].to("cpu")
         return [self._with_view(rgb, self._detections(out)) for rgb, out in zip(images, outputs, strict=True)]
 
-    def _model_input(self, rgb: np.ndarray) -> dict[str, Any]:
+    def model_input(self, rgb: np.ndarray) -> dict[str, Any]:
         height, width = rgb.shape[:2]
         pixels = rgb if self.input_format == "RGB" else rgb[:, :, ::-1]
         resized = self.resize.get_transform(pixels).apply_image(pixels)

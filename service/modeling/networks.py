@@ -57,38 +57,43 @@ def network_digest(module: nn.Module, example: torch.Tensor, dims: Dims, convert
 
 
 class OpenVinoNetwork:
-    """A PyTorch module converted (or read from the cache) and compiled by OpenVINO for the CPU, in float32.
+    """An OpenVINO model compiled for the CPU in float32; `from_module` converts a PyTorch module into one (or
+    reads the conversion from the cache).
 
     Calls are serialised by a lock of its own (an infer request is not reentrant); the backend already calls its
     networks one at a time, so it never waits on it.
     """
 
-    def __init__(
-        self, module: nn.Module, example: torch.Tensor, dims: Dims, threads: int = 0, cache_dir: Path | None = None
-    ) -> None:
+    def __init__(self, model: Any, threads: int = 0) -> None:
+        import openvino as ov
+
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(model, "CPU", config)
+        self._request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_module(
+        cls, module: nn.Module, example: torch.Tensor, dims: Dims, threads: int = 0, cache_dir: Path | None = None
+    ) -> OpenVinoNetwork:
         import openvino as ov
 
         if len(dims) != example.dim():
             raise ValueError(f"{len(dims)} dims for a {example.dim()}-d example input")
-        core = ov.Core()
         module.eval()
         cached = (
             None if cache_dir is None else cache_dir / f"{network_digest(module, example, dims, ov.__version__)}.xml"
         )
         if cached is not None and cached.is_file():
-            converted = core.read_model(cached)
-        else:
-            shape = ov.PartialShape([-1 if size is None else size for size in dims])
-            with torch.inference_mode():
-                converted = ov.convert_model(module, example_input=example.contiguous(), input=[shape])
-            if cached is not None:
-                _save_atomically(ov, converted, cached)
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-        if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(converted, "CPU", config)
-        self._request = self.compiled.create_infer_request()
-        self._lock = threading.Lock()
+            return cls(ov.Core().read_model(cached), threads)
+        shape = ov.PartialShape([-1 if size is None else size for size in dims])
+        with torch.inference_mode():
+            converted = ov.convert_model(module, example_input=example.contiguous(), input=[shape])
+        if cached is not None:
+            _save_atomically(ov, converted, cached)
+        return cls(converted, threads)
 
     def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         array = np.ascontiguousarray(inputs.detach().to("cpu", torch.float32).numpy())
@@ -134,7 +139,7 @@ def network_builder(engine: Engine, threads: int = 0, cache_dir: Path | None = N
 
     def build(module: nn.Module, example: torch.Tensor, dims: Dims) -> Network:
         if engine.compiled:
-            return OpenVinoNetwork(module, example, dims, threads, cache_dir)
+            return OpenVinoNetwork.from_module(module, example, dims, threads, cache_dir)
         return TorchNetwork(module)
 
     return build

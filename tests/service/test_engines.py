@@ -49,7 +49,7 @@ def _box_gap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def _model_inputs(backend: DetectronBackend, images: list[np.ndarray]) -> list[dict[str, object]]:
-    return [backend._model_input(image) for image in images]
+    return [backend.model_input(image) for image in images]
 
 
 def _random_photos(count: int, seed: int = 0) -> list[np.ndarray]:

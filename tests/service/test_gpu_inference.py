@@ -28,7 +28,7 @@ def test_gpu_options_are_no_ops_on_a_cpu(tiny_model_dir: Path) -> None:
     gpu_options = DetectronBackend(tiny_model_dir, device="cpu", score_threshold=0.0, cuda=ALL_ON)
     assert (gpu_options.fp16, gpu_options.pin_memory) == (False, False)
     image = car_like_array(320, 240, 3)
-    assert not gpu_options._model_input(image)["image"].is_pinned()
+    assert not gpu_options.model_input(image)["image"].is_pinned()
     one, other = plain.detect_array(image), gpu_options.detect_array(image)
     assert [(d.label, d.box, d.score) for d in one] == [(d.label, d.box, d.score) for d in other]
 
@@ -57,7 +57,7 @@ def test_the_model_loads_and_warms_up_on_the_gpu_before_it_is_ready(default_mode
     backend = state.backend
     assert backend is not None and backend.device == "cuda"
     assert torch.backends.cudnn.benchmark and backend.pin_memory
-    assert backend._model_input(car_like_array())["image"].is_cuda
+    assert backend.model_input(car_like_array())["image"].is_cuda
 
 
 @pytest.mark.gpu
