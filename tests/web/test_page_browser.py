@@ -95,7 +95,8 @@ def assert_page_matches_api(page: Any, expected: dict[str, Any]) -> None:
     if expected["azimuth_deg"] is None:
         assert "not determined" in page.text_content("#azimuth")
     else:
-        assert page.text_content("#azimuth") == f"{expected['azimuth_deg']:.0f}°"
+        # Whole degrees in [0, 360) as JavaScript's Math.round gives them: 359.6 is 0, never 360.
+        assert page.text_content("#azimuth") == f"{math.floor(expected['azimuth_deg'] + 0.5) % 360}°"
         assert page.get_attribute("#dial-car", "transform") == f"rotate({expected['azimuth_deg']:.1f})"
     assert page.text_content("#cars") == str(expected["cars_detected"])
     # Photo quality: one line per verdict of the API's `quality`, marked as it says, or nothing without a car.
