@@ -115,8 +115,14 @@ def jpeg_bytes(im: Image.Image) -> bytes:
 
 
 def slim(detections: list[Detection]) -> list[Detection]:
-    """Masks only on cars (the quality reads the main car's), packed: the cache stays small."""
-    return [d if d.label == CAR_LABEL else replace(d, mask=None) for d in detections]
+    """Masks only on cars (the quality reads the main car's), also in a margin pass's photo pass: the cache stays
+    small."""
+    return [
+        replace(d, photo_pass=None if d.photo_pass is None else tuple(slim(list(d.photo_pass))))
+        if d.label == CAR_LABEL
+        else replace(d, mask=None)
+        for d in detections
+    ]
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ still cut: the margin never makes it look in frame.
 Mode `tight` (the default) adds the margin only where the first pass's main car comes within `TIGHT_ROOM` of a
 border: a photo with road around its car is answered by one pass as before (on those the margin shrinks the car in
 the model's fixed-size input and moved the turntable's yaw), a tight one costs a second pass, whose detections
-replace the first's but for the camera roll, read from the photo itself (`with_roll_of`). Mode
-`always` detects once, on the canvas: one pass for every photo, for callers whose photos are all tight.
+replace the first's but for the camera roll and the framing verdicts, which read the photo's own pass
+(`with_photo_readings`). Mode `always` detects once, on the canvas: one pass for every photo, for callers whose
+photos are all tight.
 """
 
 from __future__ import annotations
@@ -144,22 +145,26 @@ def detect_with_margin(
     if tight:
         again = _on_canvas(detect_batch, [images[i] for i in tight], margin.share)
         for index, detections in zip(tight, again, strict=True):
-            found[index] = with_roll_of(found[index], detections)
+            found[index] = with_photo_readings(found[index], detections)
     return found
 
 
-def with_roll_of(first: Sequence[Detection], second: list[Detection]) -> list[Detection]:
-    """The second pass's detections, its main car carrying the first pass's camera roll.
+def with_photo_readings(first: Sequence[Detection], second: list[Detection]) -> list[Detection]:
+    """The second pass's detections, its main car carrying what the photo itself tells better: the first pass's
+    camera roll, and the first pass's detections for the framing verdicts.
 
     The roll head (trained on photos, `service/backends/roll.py`) reads a crop around the car, and on the canvas
-    that crop shows the grey margin and the photo's own edges: it read a -15 deg turn as -6 deg there. The view
-    stays the canvas's: on tight crops of turntable photos it is the one the margin corrects."""
+    that crop shows the grey margin and the photo's own edges: it read a -15 deg turn as -6 deg there. On the
+    canvas the detector finds more of a cut car's parts (what helps the yaw) and ends it at the photo's edge as if
+    it ended there, so half a car looked whole to `quality.whole_car` (91 % of half-car crops flagged instead of
+    98 %): the framing verdicts read the photo's own pass (`Runtime.quality`). The view stays the canvas's: on
+    tight crops of turntable photos it is the one the margin corrects."""
     reading = next((d for d in first if d.view_probs is not None), None)
     carrier = next((i for i, d in enumerate(second) if d.view_probs is not None), None)
     if reading is None or carrier is None:
         return second
     second = list(second)
-    second[carrier] = replace(second[carrier], roll_deg=reading.roll_deg)
+    second[carrier] = replace(second[carrier], roll_deg=reading.roll_deg, photo_pass=tuple(first))
     return second
 
 

@@ -117,9 +117,16 @@ class Runtime:
             return None
         return replace(
             quality,
-            whole_car=whole_car(extent_of(pose, (image.width, image.height))),
+            whole_car=whole_car(extent_of(self._photo_pass_pose(pose, image), (image.width, image.height))),
             other_cars=prominent_other_cars(pose, self.quality_thresholds.other_car_min_size),
         )
+
+    def _photo_pass_pose(self, pose: PoseEstimate, image: DecodedImage) -> PoseEstimate:
+        """The pose of the photo's own detection pass where a grey-margin pass replaced it (service.margin): what
+        `whole_car` reads. Its view at any confidence: it only tells which side the car box's shape is seen from."""
+        if pose.car is None or pose.car.photo_pass is None:
+            return pose
+        return self.pose(list(pose.car.photo_pass), image, min_confidence=0.0)
 
     def predict(self, image: bytes | np.ndarray, min_confidence: float | None = None) -> Prediction:
         clock = Stopwatch()

@@ -18,7 +18,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 # Grey margin around the photo for the local model's detection (service.margin), also the runtime's default where it
 # runs without settings (evaluation, the turntable): measured in docs/views.md.
-DEFAULT_FRAME_MARGIN = 0.0  # off by default: docs/decisions.md (it let half-car close-ups pass as whole)
+DEFAULT_FRAME_MARGIN = 0.0  # off by default: docs/decisions.md (a tight photo's second pass costs CPU time)
 DEFAULT_FRAME_MARGIN_MODE: Literal["tight", "always"] = "tight"
 
 
@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     frame_margin_mode: Literal["tight", "always"] = Field(
         DEFAULT_FRAME_MARGIN_MODE,
         description="tight: detect again with the margin only where the car comes within 5 % of a border (a "
-        "second pass for those photos); always: every photo detected once, on the margin",
+        "second pass for those photos; whole_car reads the first); always: every photo detected once, on the "
+        "margin (whole_car reads that pass: half-car close-ups may pass as whole)",
     )
 
     quality_edge_tolerance: float = Field(

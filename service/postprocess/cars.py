@@ -107,7 +107,8 @@ def one_box_per_car(cars: list[Detection], cfg: PoseConfig) -> list[Detection]:
     width: the detector adds boxes of a car's front or rear half (as tall as the car) and of its body without
     roof and wheels (as wide). A farther car seen within the box is smaller in both. Groups are transitive (the
     two halves join through the whole). The kept box has the largest score x area, as the main-car choice; it takes
-    the group's first `view_probs` (and `roll_deg`) when it has none, so a backend may attach them to either box.
+    the group's first `view_probs` (with `roll_deg` and `photo_pass`) when it has none, so a backend may attach
+    them to either box.
     """
     n = len(cars)
     group = list(range(n))
@@ -132,7 +133,7 @@ def one_box_per_car(cars: list[Detection], cfg: PoseConfig) -> list[Detection]:
         if car.view_probs is None:
             read = next((cars[i] for i in indices if cars[i].view_probs is not None), None)
             if read is not None:  # the roll is read from the same crop as the probabilities: they travel together
-                car = replace(car, view_probs=read.view_probs, roll_deg=read.roll_deg)
+                car = replace(car, view_probs=read.view_probs, roll_deg=read.roll_deg, photo_pass=read.photo_pass)
         out.append(car)
     return out
 

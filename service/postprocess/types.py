@@ -21,6 +21,9 @@ class Detection:
     # For a car: the camera roll in degrees read from its crop (service/backends/roll.py; + = scene turned
     # counter-clockwise), attached with view_probs by a backend with a roll head.
     roll_deg: float | None = field(default=None, compare=False, repr=False)
+    # For the main car of a second pass on a grey canvas (service/margin.py): the photo's own first-pass
+    # detections, which the framing verdicts read (they judge the photo as it was taken).
+    photo_pass: tuple[Detection, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def width(self) -> float:

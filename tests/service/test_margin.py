@@ -17,7 +17,7 @@ from PIL import Image
 
 from models.turntable import acceptable_views, angular_error
 from service.imaging import DecodedImage
-from service.margin import MARGIN_GREY, FrameMargin, is_tight, to_photo, with_margin
+from service.margin import MARGIN_GREY, FrameMargin, is_tight, to_photo, with_margin, with_photo_readings
 from service.postprocess import Detection
 from service.runtime import Runtime
 from service.settings import Settings
@@ -80,6 +80,31 @@ def test_a_cars_mask_fading_short_of_a_border_it_runs_past_reaches_it() -> None:
     assert carried[18:28, :2].all() and not carried[33:38, :6].any()
     assert np.array_equal(carried[:, 2:], kept[:, 2:]) and not kept[:, :2].any()
     assert np.array_equal(bumper, kept)
+
+
+def test_the_canvas_pass_carries_the_photo_pass_readings() -> None:
+    first = [Detection("car", (0.0, 0.0, 50.0, 40.0), 0.9, view_probs=(1.0,) + (0.0,) * 7, roll_deg=-15.0)]
+    canvas_car = Detection("car", (0.0, 0.0, 50.0, 40.0), 0.95, view_probs=(0.0, 1.0) + (0.0,) * 6, roll_deg=-6.0)
+    wheel = Detection("wheel", (5.0, 30.0, 15.0, 40.0), 0.9)
+    car, kept = with_photo_readings(first, [canvas_car, wheel])
+    assert car.roll_deg == -15.0 and car.view_probs == canvas_car.view_probs  # the photo's roll, the canvas's view
+    assert car.photo_pass == tuple(first) and kept is wheel
+    assert with_photo_readings([], [canvas_car]) == [canvas_car]  # nothing read on the photo: nothing carried
+
+
+# Halves of test photos' cars (benchmarks.whole_car's crops) that the canvas pass made look whole (more parts found,
+# the car ended at the photo's edge) before the framing verdicts read the photo's own pass.
+MARGIN_HALVES = {"te14.jpg": (84, 61, 511, 593), "te39.jpg": (345, 66, 652, 440)}
+
+
+@pytest.mark.parametrize("name", sorted(MARGIN_HALVES))
+def test_half_a_car_stays_half_a_car_with_the_margin(framed_runtime: Runtime, car_parts_dir: Path, name: str) -> None:
+    half = Image.open(car_parts_dir / "testset" / "JPEGImages" / name).convert("RGB").crop(MARGIN_HALVES[name])
+    scale = 512 / min(half.size)  # a close-up's pixel count, as the benchmark makes it
+    half = half.resize((round(half.width * scale), round(half.height * scale)), Image.Resampling.BICUBIC)
+    answer = framed_runtime.predict(jpeg(np.asarray(half)))
+    assert answer.pose.car is not None and answer.pose.car.photo_pass is not None  # tight: the canvas pass ran
+    assert answer.quality is not None and not answer.quality.whole_car, answer.pose
 
 
 @pytest.fixture(scope="module")
