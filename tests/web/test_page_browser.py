@@ -234,9 +234,11 @@ def test_parts_layer_toggles_without_a_second_request(
         # A narrower window places the tags again, still apart and 13 px (a scaled tag would shrink with the image).
         wide = page.eval_on_selector("#annotated-frame", "e => e.clientWidth")
         page.set_viewport_size({"width": 900, "height": 900})
+        # Every tag laid out again (the resize may redraw the layer more than once while the page settles).
         page.wait_for_function(
             "w => document.getElementById('annotated-frame').clientWidth < w * 0.9 && "
-            "document.querySelector('#parts-layer .part-tag').getBoundingClientRect().height >= 16",
+            "[...document.querySelectorAll('#parts-layer .part-tag')].every("
+            "t => t.getBoundingClientRect().height >= 16)",
             arg=wide,
         )
         assert_tags_apart_and_legible(page, len(expected["parts"]))
