@@ -167,10 +167,15 @@ def overlap(a: list[float], b: list[float]) -> bool:
     return a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5
 
 
-def assert_tags_apart_and_legible(page: Any, count: int) -> None:
-    rects = page.eval_on_selector_all("#parts-layer .part-tag", f"els => els.map({RECT})")
+def assert_tags_apart_and_legible(page: Any, count: int, measured: dict[str, Any] | None = None) -> None:
+    """`measured`: the tags' and the image's rectangles read in one go (else read here)."""
+    if measured is None:
+        measured = {
+            "tags": page.eval_on_selector_all("#parts-layer .part-tag", f"els => els.map({RECT})"),
+            "image": page.eval_on_selector("#rendered", RECT),
+        }
+    rects, image = measured["tags"], measured["image"]
     assert len(rects) == count
-    image = page.eval_on_selector("#rendered", RECT)
     for i, a in enumerate(rects):
         assert a[3] - a[1] >= 16, a  # 13 px names on screen, whatever the photo's size
         assert a[0] >= image[0] - 0.5 and a[1] >= image[1] - 0.5 and a[2] <= image[2] + 0.5, (a, image)
@@ -234,14 +239,19 @@ def test_parts_layer_toggles_without_a_second_request(
         # A narrower window places the tags again, still apart and 13 px (a scaled tag would shrink with the image).
         wide = page.eval_on_selector("#annotated-frame", "e => e.clientWidth")
         page.set_viewport_size({"width": 900, "height": 900})
-        # Every tag laid out again (the resize may redraw the layer more than once while the page settles).
-        page.wait_for_function(
-            "w => document.getElementById('annotated-frame').clientWidth < w * 0.9 && "
-            "[...document.querySelectorAll('#parts-layer .part-tag')].every("
-            "t => t.getBoundingClientRect().height >= 16)",
+        # The resize redraws the layer while the page settles (once per size its observer reports): the tags are
+        # read in the same step that sees them all laid out at the new width.
+        settled = page.wait_for_function(
+            f"""w => {{
+                const rect = {RECT};
+                const tags = [...document.querySelectorAll('#parts-layer .part-tag')].map(rect);
+                const narrower = document.getElementById('annotated-frame').clientWidth < w * 0.9;
+                const laidOut = tags.length > 0 && tags.every(t => t[3] - t[1] >= 16);
+                return narrower && laidOut && {{ tags, image: rect(document.getElementById('rendered')) }};
+            }}""",
             arg=wide,
         )
-        assert_tags_apart_and_legible(page, len(expected["parts"]))
+        assert_tags_apart_and_legible(page, len(expected["parts"]), settled.json_value())
         assert_caption_clear(page)
         watch.check()
     finally:
