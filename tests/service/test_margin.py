@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.whole_car import crop as close_up
 from models.turntable import acceptable_views, angular_error
 from service.imaging import DecodedImage
 from service.margin import MARGIN_GREY, FrameMargin, is_tight, to_photo, with_margin, with_photo_readings
@@ -99,9 +100,8 @@ MARGIN_HALVES = {"te14.jpg": (84, 61, 511, 593), "te39.jpg": (345, 66, 652, 440)
 
 @pytest.mark.parametrize("name", sorted(MARGIN_HALVES))
 def test_half_a_car_stays_half_a_car_with_the_margin(framed_runtime: Runtime, car_parts_dir: Path, name: str) -> None:
-    half = Image.open(car_parts_dir / "testset" / "JPEGImages" / name).convert("RGB").crop(MARGIN_HALVES[name])
-    scale = 512 / min(half.size)  # a close-up's pixel count, as the benchmark makes it
-    half = half.resize((round(half.width * scale), round(half.height * scale)), Image.Resampling.BICUBIC)
+    photo = Image.open(car_parts_dir / "testset" / "JPEGImages" / name).convert("RGB")
+    half = close_up(photo, MARGIN_HALVES[name])  # upscaled as the benchmark's crops are
     answer = framed_runtime.predict(jpeg(np.asarray(half)))
     assert answer.pose.car is not None and answer.pose.car.photo_pass is not None  # tight: the canvas pass ran
     assert answer.quality is not None and not answer.quality.whole_car, answer.pose

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from benchmarks.whole_car import crop as close_up
 from service.coverage import problems_of, summarise
 from service.postprocess.vocabulary import VIEWS
 from service.response import to_response
@@ -65,9 +66,7 @@ HALVES = {"te18.jpg": (55, 50, 454, 417), "te35.jpg": (420, 43, 771, 567)}
 
 @pytest.mark.parametrize("name", sorted(HALVES))
 def test_half_a_car_is_not_a_whole_car(runtime: Runtime, car_parts_dir: Path, name: str) -> None:
-    half = photo(car_parts_dir, name).crop(HALVES[name])
-    scale = 512 / min(half.size)  # a close-up's pixel count, as the benchmark makes it
-    half = half.resize((round(half.width * scale), round(half.height * scale)), Image.Resampling.BICUBIC)
+    half = close_up(photo(car_parts_dir, name), HALVES[name])  # upscaled as the benchmark's crops are
     answer = runtime.predict(jpeg(half))
     assert answer.quality is not None and not answer.quality.whole_car, answer.pose
 
