@@ -3,7 +3,7 @@
 `carpose` itself is `service.cli:main`; it registers these (`add_training_commands`) where this package and the
 `train` extra are installed, beside the runtime's own `predict`, `batch` and `serve`:
 
-carpose train   --recipe cpu_mnv2_fpn|gpu_r50_fpn|FILE.yaml [--dataset DIR] [--output-dir MODEL_DIR] [KEY VALUE ...]
+carpose train   --recipe RECIPE|FILE.yaml [--weights W] [--dataset DIR] [--output-dir MODEL_DIR] [KEY VALUE ...]
 carpose eval    [--model-dir DIR] [--dataset DIR] [--split test] [--write]
 carpose predict [--model-dir DIR] IMAGE_OR_DIR ...     (one JSON line per image, the JSON of POST /pose)
 carpose turntable [--model-dir DIR] [--turntable DIR] [--write]   (azimuth error on photos of known yaw)
@@ -78,6 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "steps": list(cfg.SOLVER.STEPS),
         },
         "input": {"min_size_train": list(cfg.INPUT.MIN_SIZE_TRAIN), "min_size_test": cfg.INPUT.MIN_SIZE_TEST},
+        **({"initial_weights": str(args.weights)} if args.weights else {}),
+        **({"tight_crop": float(cfg.CARPOSE.TIGHT_CROP)} if cfg.CARPOSE.TIGHT_CROP > 0 else {}),
     }
     export_model_dir(cfg, load_checkpoint_state(final), output_dir, classes, card=card)
     metrics_json = Path(cfg.OUTPUT_DIR) / "metrics.json"
@@ -345,7 +347,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """train, eval, train-views, train-roll, eval-roll, turntable, report and data, for `carpose` (service.cli)."""
     train = sub.add_parser("train", help="train a model and export a model directory")
-    train.add_argument("--recipe", default="cpu_mnv2_fpn", help="cpu_mnv2_fpn, gpu_r50_fpn or a config file")
+    train.add_argument(
+        "--recipe", default="cpu_mnv2_fpn", help="cpu_mnv2_fpn, cpu_mnv2_fpn_web, gpu_r50_fpn or a config file"
+    )
     train.add_argument("--dataset", default=str(DEFAULT_DATASET_DIR), help="COCO car-parts dataset directory")
     train.add_argument("--output-dir", help="model directory to write (default models/<MODEL_NAME>)")
     train.add_argument("--run-dir", help="checkpoints and logs (default runs/<MODEL_NAME>)")

@@ -14,6 +14,7 @@ from .paths import DEFAULT_DATASET_DIR
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 RECIPES = {
     "cpu_mnv2_fpn": RECIPES_DIR / "cpu_mnv2_fpn.yaml",
+    "cpu_mnv2_fpn_web": RECIPES_DIR / "cpu_mnv2_fpn_web.yaml",  # fine-tune of a cpu_mnv2_fpn model (--weights)
     "gpu_r50_fpn": RECIPES_DIR / "gpu_r50_fpn.yaml",
 }
 

@@ -83,3 +83,60 @@ def test_register_fails_clearly_without_dataset(tmp_path: Path) -> None:
 
     with pytest.raises(FileNotFoundError, match="Car Parts dataset not found"):
         register_car_parts(tmp_path)
+
+
+def test_clip_polygon_keeps_the_part_inside_the_rectangle() -> None:
+    from models.tight_crop import clip_polygon
+
+    square = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]])
+    clipped = clip_polygon(square, 5.0, -1.0, 20.0, 20.0)
+    xs, ys = clipped[:, 0], clipped[:, 1]
+    area = 0.5 * abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1)))
+    assert area == pytest.approx(50.0)
+    assert xs.min() == pytest.approx(5.0) and xs.max() == pytest.approx(10.0)
+    assert len(clip_polygon(square, 11.0, 0.0, 20.0, 20.0)) < 3  # wholly outside: nothing left
+
+
+def test_tight_crop_cuts_the_photo_to_its_car_and_its_parts_to_the_crop(car_parts_dir: Path) -> None:
+    from detectron2.data import transforms as T
+
+    from models.config import RECIPES, load_cfg
+    from models.data import register_car_parts
+    from models.mapper import MirrorAwareDatasetMapper
+    from models.tight_crop import TightCarCrop
+
+    register_car_parts(car_parts_dir)
+    cfg = load_cfg(RECIPES["cpu_mnv2_fpn"], ["CARPOSE.COLOR_JITTER", "0.0"])
+    record = load_split(car_parts_dir / "trainingset", with_car_class=True)[0]
+    car = next(a for a in record["annotations"] if MODEL_CLASSES[a["category_id"]] == CAR_LABEL)
+    x0, y0, x1, y1 = car["bbox"]
+    mapper = MirrorAwareDatasetMapper(cfg, is_train=True)
+
+    # Shares of 0: the photo becomes its car box.
+    mapper.augmentations = T.AugmentationList([TightCarCrop(1.0, 0.0, 0.0)])
+    whole = mapper(dict(record))
+    assert tuple(whole["image"].shape[1:]) == (round(y1) - round(y0), round(x1) - round(x0))
+
+    # Shares of -0.3: the crop cuts into the car; the parts are clipped to it and those wholly outside are gone.
+    mapper.augmentations = T.AugmentationList([TightCarCrop(1.0, -0.3, -0.3)])
+    cut = mapper(dict(record))
+    height, width = cut["image"].shape[1:]
+    boxes = cut["instances"].gt_boxes.tensor.numpy()
+    assert len(boxes) < len(whole["instances"])
+    assert boxes[:, [0, 1]].min() >= 0.0 and boxes[:, 2].max() <= width and boxes[:, 3].max() <= height
+    # Each box is its clipped mask's extent, so a cut part ends at the border.
+    np.testing.assert_allclose(boxes, cut["instances"].gt_masks.get_bounding_boxes().tensor.numpy())
+    assert np.isclose(boxes[:, [0, 2]], [0.0, width]).any() or np.isclose(boxes[:, [1, 3]], [0.0, height]).any()
+
+
+def test_mapper_without_tight_crop_never_crops(car_parts_dir: Path) -> None:
+    from models.config import RECIPES, load_cfg
+    from models.data import register_car_parts
+    from models.mapper import MirrorAwareDatasetMapper
+    from models.tight_crop import TightCarCrop
+
+    register_car_parts(car_parts_dir)
+    cfg = load_cfg(RECIPES["cpu_mnv2_fpn"])
+    assert not any(isinstance(a, TightCarCrop) for a in MirrorAwareDatasetMapper(cfg).augmentations.augs)
+    tight = load_cfg(RECIPES["cpu_mnv2_fpn"], ["CARPOSE.TIGHT_CROP", "0.5"])
+    assert isinstance(MirrorAwareDatasetMapper(tight).augmentations.augs[0], TightCarCrop)

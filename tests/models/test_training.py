@@ -70,3 +70,19 @@ def test_cpu_recipe_trains_resumes_and_exports(car_parts_dir: Path, tmp_path: Pa
     ]
     assert iterations == [1, 2]
     _assert_loadable(tmp_path / "model", "carparts_mnv2_fpn")
+
+
+@pytest.mark.slow
+def test_web_recipe_fine_tunes_an_exported_model_on_tight_crops(car_parts_dir: Path, tmp_path: Path) -> None:
+    common = ["--skip-eval", "--dataset", str(car_parts_dir), "--threads", "2"]
+    first = ["train", "--recipe", "cpu_mnv2_fpn", "--run-dir", str(tmp_path / "run"), "--output-dir",
+             str(tmp_path / "model"), "--max-iter", "1", *common, *FAST]  # fmt: skip
+    assert carpose(first) == 0
+    weights = tmp_path / "model" / "model_final.pth"
+    web = ["train", "--recipe", "cpu_mnv2_fpn_web", "--weights", str(weights), "--run-dir", str(tmp_path / "web"),
+           "--output-dir", str(tmp_path / "web_model"), "--max-iter", "2", *common, *FAST,
+           "CARPOSE.TIGHT_CROP", "1.0"]  # fmt: skip
+    assert carpose(web) == 0
+    _assert_loadable(tmp_path / "web_model", "carparts_mnv2_fpn")
+    card = json.loads((tmp_path / "web_model" / "model.json").read_text())
+    assert card["initial_weights"] == str(weights) and card["tight_crop"] == 1.0
