@@ -76,7 +76,7 @@ def scene_of(detections: Sequence[Detection], image: ImageFrame, cfg: PoseConfig
     cars = [d for d in cleaned if d.label == CAR_LABEL]
     candidates = [d for d in cleaned if d.label != CAR_LABEL]
     if cars:
-        cars = one_box_per_car(cars, cfg)
+        cars = without_hollow_boxes(one_box_per_car(cars, cfg), candidates, cfg)
         car, other_cars = _main_car(cars, image, cfg)
         return Scene(car, other_cars, len(cars), candidates)
     if candidates:
@@ -136,6 +136,33 @@ def one_box_per_car(cars: list[Detection], cfg: PoseConfig) -> list[Detection]:
                 car = replace(car, view_probs=read.view_probs, roll_deg=read.roll_deg, photo_pass=read.photo_pass)
         out.append(car)
     return out
+
+
+def without_hollow_boxes(cars: list[Detection], parts: list[Detection], cfg: PoseConfig) -> list[Detection]:
+    """The car boxes less those that only frame another car: a box that holds a smaller car box, where every part
+    inside it lies inside such a smaller car too. A car has parts of its own; a box around another car and nothing
+    else is background read as a car (a turntable's platform under the car, by a detector trained on tight crops).
+    A near car holding a farther one in its box keeps its own parts outside the farther car's box, and a box
+    without any part inside it is kept (no evidence either way)."""
+    if len(cars) < 2 or not parts:
+        return cars
+    part_boxes = boxes_array([d.box for d in parts])
+    kept = []
+    for outer in cars:
+        held = [
+            c
+            for c in cars
+            if c is not outer
+            and c.width * c.height < outer.width * outer.height
+            and _overlap_of_smaller(c, outer) >= cfg.duplicate_car_inside
+        ]
+        inside = inside_fraction(part_boxes, np.asarray(outer.box, dtype=np.float64)) >= cfg.min_part_inside
+        in_held = np.zeros(len(parts), dtype=bool)
+        for car in held:
+            in_held |= inside_fraction(part_boxes, np.asarray(car.box, dtype=np.float64)) >= cfg.min_part_inside
+        if not held or not inside.any() or (inside & ~in_held).any():
+            kept.append(outer)
+    return kept
 
 
 def _same_car(a: Detection, b: Detection, cfg: PoseConfig) -> bool:

@@ -43,6 +43,24 @@ def test_a_smaller_car_behind_inside_the_box_is_another_car() -> None:
     assert estimate_pose([CAR, behind, *front_parts()], SIZE).cars_detected == 2
 
 
+def test_a_box_around_the_car_without_parts_of_its_own_is_not_a_car() -> None:
+    # A turntable's platform read as a car: far wider and taller than the car it holds, every part inside the car.
+    car = Detection("car", (350.0, 300.0, 650.0, 550.0), 0.95)
+    parts = [
+        Detection("front_bumper", (380.0, 480.0, 620.0, 540.0), 0.9),
+        Detection("front_glass", (390.0, 320.0, 610.0, 380.0), 0.9),
+        Detection("front_left_light", (570.0, 440.0, 620.0, 470.0), 0.9),
+        Detection("front_right_light", (380.0, 440.0, 430.0, 470.0), 0.9),
+    ]
+    platform = Detection("car", (100.0, 150.0, 950.0, 700.0), 0.85)
+    pose = estimate_pose([platform, car, *parts], SIZE)
+    check_invariants(pose)
+    assert pose.cars_detected == 1 and pose.car == car and pose.other_cars == []
+    assert select_main_car([platform, car, *parts], SIZE) == car
+    # With one part of its own outside the car it holds (a near car's wheel), the larger box stays a car.
+    assert estimate_pose([platform, car, *parts, wheel(200.0, 620.0, h=100.0)], SIZE).cars_detected == 2
+
+
 def test_view_probs_on_a_dropped_duplicate_reach_the_kept_box() -> None:
     probs = (0.0, 0.9, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0)
     pose = estimate_pose([CAR, replace(FRONT_HALF, view_probs=probs), *front_parts()], SIZE)
