@@ -81,6 +81,9 @@ def test_openvino_gives_the_tiny_models_detections(tiny_model_dir: Path, tmp_pat
     assert len(cached_networks) == 3 + (converted.view_classifier is not None)
     from_cache = DetectronBackend(tiny_model_dir, "cpu", 0.0, engine="openvino", engine_cache_dir=tmp_path)
     assert sorted(tmp_path.glob("*.xml")) == cached_networks  # read back, not converted again under new names
+    # Their networks hold their own weights: PyTorch's copies of what they replaced are freed.
+    for backend in (converted, from_cache):
+        assert {parameter.device.type for parameter in backend.model.backbone.parameters()} == {"meta"}
     for image in _random_photos(2, seed=1):
         want = reference.detect_array(image)
         assert len(want) > 0
