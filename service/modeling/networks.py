@@ -12,7 +12,8 @@ the main car's box by more than 2 px on 38 of the 100 test photos (docs/engines.
 Memory: OpenVINO repacks the weights into its own layout (at compilation, or at the first call for free input
 dimensions) and keeps the originals it read. A network read from the cache reads them from our own mapping of the
 file (`MappedWeights`), and after its first call hands those pages back to the kernel: 30 MB less resident for
-the four networks, each page read again from the file if a new input shape needs it (docs/engines.md).
+the four networks, each page read again from the file if a new input shape needs it (docs/engines.md). A network
+built with `keep_memory=False` also hands back its working memory (its intermediate tensors) after each call.
 
 `TorchNetwork` calls the module itself.
 """
@@ -24,7 +25,7 @@ import logging
 import mmap
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -94,7 +95,9 @@ class OpenVinoNetwork:
     networks one at a time, so it never waits on it.
     """
 
-    def __init__(self, model: Any, threads: int = 0, weights: MappedWeights | None = None) -> None:
+    def __init__(
+        self, model: Any, threads: int = 0, weights: MappedWeights | None = None, keep_memory: bool = True
+    ) -> None:
         import openvino as ov
 
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
@@ -107,18 +110,25 @@ class OpenVinoNetwork:
         # the pages handed back after the first call, once every weight is repacked.
         self._weights = weights
         self._weight_pages_dropped = False
+        self._keep_memory = keep_memory
 
     @classmethod
-    def from_file(cls, xml_path: Path, threads: int = 0) -> OpenVinoNetwork:
+    def from_file(cls, xml_path: Path, threads: int = 0, keep_memory: bool = True) -> OpenVinoNetwork:
         """A network from a converted IR pair (`xml_path` and its .bin), its weights in `MappedWeights`."""
         import openvino as ov
 
         weights = MappedWeights(xml_path.with_suffix(".bin"))
-        return cls(ov.Core().read_model(xml_path.read_text(), weights.tensor), threads, weights)
+        return cls(ov.Core().read_model(xml_path.read_text(), weights.tensor), threads, weights, keep_memory)
 
     @classmethod
     def from_module(
-        cls, module: nn.Module, example: torch.Tensor, dims: Dims, threads: int = 0, cache_dir: Path | None = None
+        cls,
+        module: nn.Module,
+        example: torch.Tensor,
+        dims: Dims,
+        threads: int = 0,
+        cache_dir: Path | None = None,
+        keep_memory: bool = True,
     ) -> OpenVinoNetwork:
         import openvino as ov
 
@@ -129,14 +139,14 @@ class OpenVinoNetwork:
             None if cache_dir is None else cache_dir / f"{network_digest(module, example, dims, ov.__version__)}.xml"
         )
         if cached is not None and cached.is_file():
-            return cls.from_file(cached, threads)
+            return cls.from_file(cached, threads, keep_memory)
         shape = ov.PartialShape([-1 if size is None else size for size in dims])
         with torch.inference_mode():
             # Copies of the weights, not views of the module's tensors: `network_builder` frees those.
             converted = ov.convert_model(module, example_input=example.contiguous(), input=[shape], share_weights=False)
         if cached is not None and _save_atomically(ov, converted, cached):
-            return cls.from_file(cached, threads)  # as every later start: the weights mapped from the file
-        return cls(converted, threads)
+            return cls.from_file(cached, threads, keep_memory)  # as every later start: weights mapped from the file
+        return cls(converted, threads, keep_memory=keep_memory)
 
     def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         array = np.ascontiguousarray(inputs.detach().to("cpu", torch.float32).numpy())
@@ -147,6 +157,10 @@ class OpenVinoNetwork:
             if self._weights is not None and not self._weight_pages_dropped:
                 self._weights.drop_pages()  # the first call has repacked every weight: the originals can go
                 self._weight_pages_dropped = True
+            if not self._keep_memory:
+                # Frees the intermediate tensors (allocated again at the next call); the outputs are the request's
+                # own buffers, which it keeps.
+                self.compiled.release_memory()
             return tuple(torch.from_numpy(results[output]) for output in self.compiled.outputs)
 
 
@@ -178,20 +192,29 @@ class TorchNetwork:
         return tuple(outputs) if isinstance(outputs, tuple | list) else (outputs,)
 
 
-NetworkBuilder = Callable[[nn.Module, torch.Tensor, Dims], Network]
+class NetworkBuilder(Protocol):
+    """`build(module, example, dims)` -> the module's network for one engine. `keep_memory=False`: a compiled
+    network frees its working memory after each call, for one whose memory is small beside its run time and not
+    needed while the others run (the heads and the view classifier beside the dense stage, the process's peak:
+    docs/engines.md)."""
+
+    def __call__(
+        self, module: nn.Module, example: torch.Tensor, dims: Dims, *, keep_memory: bool = True
+    ) -> Network: ...
 
 
 def network_builder(engine: Engine, threads: int = 0, cache_dir: Path | None = None) -> NetworkBuilder:
     """`build(module, example, dims)` for one engine (what the backend hands its networks). torch ignores the
-    rest: its thread count is process-wide (POSE_TORCH_THREADS) and it has nothing to convert.
+    rest: its thread count is process-wide (POSE_TORCH_THREADS), it has nothing to convert, and its working
+    memory is freed after each call anyway.
 
     A compiled engine's network holds its own copy of the weights, so the module's are freed: it moves to the
     meta device, where it keeps its structure and attributes (the backbone's size divisibility, its output
     shapes) and running it fails loudly (19 MB less resident with the default model, docs/engines.md)."""
 
-    def build(module: nn.Module, example: torch.Tensor, dims: Dims) -> Network:
+    def build(module: nn.Module, example: torch.Tensor, dims: Dims, *, keep_memory: bool = True) -> Network:
         if engine.compiled:
-            network = OpenVinoNetwork.from_module(module, example, dims, threads, cache_dir)
+            network = OpenVinoNetwork.from_module(module, example, dims, threads, cache_dir, keep_memory)
             module.to("meta")
             return network
         return TorchNetwork(module)

@@ -123,9 +123,11 @@ def _resident_kb(path: Path) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").is_file(), reason="reads /proc/self/smaps (Linux)")
-def test_a_cached_network_hands_its_weight_pages_back_after_the_first_call(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep_memory", [True, False])
+def test_a_cached_network_hands_its_weight_pages_back_after_the_first_call(tmp_path: Path, keep_memory: bool) -> None:
     """OpenVINO keeps the weights it read beside the repacked ones: the file's pages leave the resident memory
-    after the first call, and the network answers the same (a page read again comes from the file)."""
+    after the first call, and the network answers the same (a page read again comes from the file). Freeing the
+    working memory after each call (keep_memory=False) keeps the outputs and the answers."""
     from service.modeling.networks import OpenVinoNetwork
 
     torch.manual_seed(0)
@@ -133,7 +135,7 @@ def test_a_cached_network_hands_its_weight_pages_back_after_the_first_call(tmp_p
     example = torch.rand(1, 3, 32, 40)
     OpenVinoNetwork.from_module(module, example, (None, 3, None, None), threads=1, cache_dir=tmp_path)  # converts
     (weights,) = (path.resolve() for path in tmp_path.glob("*.bin"))
-    network = OpenVinoNetwork.from_module(module, example, (None, 3, None, None), threads=1, cache_dir=tmp_path)
+    network = OpenVinoNetwork.from_module(module, example, (None, 3, None, None), 1, tmp_path, keep_memory)
     with torch.inference_mode():
         want = module(example)
     assert _resident_kb(weights) > 0  # read when compiled
