@@ -155,7 +155,9 @@ class OpenVinoNetwork:
             # own buffers, valid until its next call (the Network contract).
             results = self._request.infer({0: array}, share_inputs=True, share_outputs=True)
             if self._weights is not None and not self._weight_pages_dropped:
-                self._weights.drop_pages()  # the first call has repacked every weight: the originals can go
+                # The first call has repacked the weights: their originals can go (the ~5 MB some kernels read
+                # directly at every call come back from the file at the next one and stay).
+                self._weights.drop_pages()
                 self._weight_pages_dropped = True
             if not self._keep_memory:
                 # Frees the intermediate tensors (allocated again at the next call); the outputs are the request's
