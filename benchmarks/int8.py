@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = np.random.default_rng(0).permutation(len(training))[: args.calibration]
     calibration = [dense_input(reference, runtimes[0], training[i]) for i in chosen]
 
-    module = DenseStage(reference.model)
+    # The openvino backends' own networks have freed their PyTorch weights (network_builder): convert from the
+    # same prepared model loaded for torch.
+    module = DenseStage(DetectronBackend(args.model_dir, "cpu", engine="torch").model)
     with torch.inference_mode():
         converted = ov.convert_model(
             module, example_input=torch.from_numpy(calibration[0]), input=[ov.PartialShape([-1, 3, -1, -1])]

@@ -159,7 +159,10 @@ class ViewClassifier:
         reading = CarReadingNet(self.net, None if roll is None else roll.head)
         # The photo and its mirror image, one call: the only input shape this network ever sees.
         example = torch.zeros(2, 3, self.spec.size, self.spec.size)
-        self.network: Network = TorchNetwork(reading) if build is None else build(reading, example, example.shape)
+        # Called once a photo, after the detector: its working memory (~10 MB) is freed between calls.
+        self.network: Network = (
+            TorchNetwork(reading) if build is None else build(reading, example, example.shape, keep_memory=False)
+        )
 
     @classmethod
     def from_card(

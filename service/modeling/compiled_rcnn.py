@@ -138,7 +138,10 @@ class CompiledRCNN:
         heads.box_head = NetworkModule(build(heads.box_head, box_example, (None, *box_example.shape[1:])))
         if heads.mask_on:
             mask_example = _pooled_example(heads.mask_pooler, box_channels)
-            mask_layers = build(MaskLayers(heads.mask_head), mask_example, (None, *mask_example.shape[1:]))
+            # Its working memory grows with the detections (~9 MB for a dozen): freed between calls.
+            mask_layers = build(
+                MaskLayers(heads.mask_head), mask_example, (None, *mask_example.shape[1:]), keep_memory=False
+            )
             heads.mask_head = CompiledMaskHead(mask_layers)
         # `threads` as the engine's (0 = one per core): the pool's threads never run beside the networks.
         workers = threads or os.cpu_count() or 1

@@ -81,6 +81,9 @@ def test_openvino_gives_the_tiny_models_detections(tiny_model_dir: Path, tmp_pat
     assert len(cached_networks) == 3 + (converted.view_classifier is not None)
     from_cache = DetectronBackend(tiny_model_dir, "cpu", 0.0, engine="openvino", engine_cache_dir=tmp_path)
     assert sorted(tmp_path.glob("*.xml")) == cached_networks  # read back, not converted again under new names
+    # Their networks hold their own weights: PyTorch's copies of what they replaced are freed.
+    for backend in (converted, from_cache):
+        assert {parameter.device.type for parameter in backend.model.backbone.parameters()} == {"meta"}
     for image in _random_photos(2, seed=1):
         want = reference.detect_array(image)
         assert len(want) > 0
@@ -104,6 +107,45 @@ def test_a_changed_model_is_a_new_cache_entry(tiny_model_dir: Path) -> None:
     with torch.no_grad():
         next(head.parameters()).add_(1.0)
     assert network_digest(head, example, (None, 128, 7, 7), "1") != before  # other weights
+
+
+def _resident_kb(path: Path) -> int:
+    """This process's resident kB of its mappings of `path` (/proc/self/smaps)."""
+    resident, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if ":" not in fields[0]:  # a mapping's header: range perms offset device inode [path]
+                inside = len(fields) == 6 and fields[5] == str(path)
+            elif inside and fields[0] == "Rss:":
+                resident += int(fields[1])
+    return resident
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").is_file(), reason="reads /proc/self/smaps (Linux)")
+@pytest.mark.parametrize("keep_memory", [True, False])
+def test_a_cached_network_hands_its_weight_pages_back_after_the_first_call(tmp_path: Path, keep_memory: bool) -> None:
+    """OpenVINO keeps the weights it read beside the repacked ones: the file's pages leave the resident memory
+    after the first call, and the network answers the same (a page read again comes from the file). Freeing the
+    working memory after each call (keep_memory=False) keeps the outputs and the answers."""
+    from service.modeling.networks import OpenVinoNetwork
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3))
+    example = torch.rand(1, 3, 32, 40)
+    OpenVinoNetwork.from_module(module, example, (None, 3, None, None), threads=1, cache_dir=tmp_path)  # converts
+    (weights,) = (path.resolve() for path in tmp_path.glob("*.bin"))
+    network = OpenVinoNetwork.from_module(module, example, (None, 3, None, None), 1, tmp_path, keep_memory)
+    with torch.inference_mode():
+        want = module(example)
+    assert _resident_kb(weights) > 0  # read when compiled
+    first = network(example)[0].clone()
+    assert _resident_kb(weights) == 0
+    torch.testing.assert_close(first, want, rtol=1e-4, atol=1e-4)
+    bigger = torch.rand(1, 3, 48, 40)  # a new input shape: its kernels may read weights again, from the file
+    with torch.inference_mode():
+        torch.testing.assert_close(network(bigger)[0], module(bigger), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(network(example)[0], first, rtol=0, atol=0)
 
 
 @pytest.fixture(scope="module")

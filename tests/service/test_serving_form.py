@@ -15,7 +15,8 @@ from service.modeling.inference import BATCH_NORMS
 
 
 def test_the_backend_serves_the_folded_nhwc_form_with_the_trained_features(tiny_model_dir: Path) -> None:
-    backend = DetectronBackend(tiny_model_dir, device="cpu")
+    # The torch engine's form: a compiled engine runs its own copy of the backbone and frees PyTorch's.
+    backend = DetectronBackend(tiny_model_dir, device="cpu", engine="torch")
     assert not any(isinstance(module, BATCH_NORMS) for module in backend.model.modules())
     trained = build_model(backend.cfg).eval()
     DetectionCheckpointer(trained).load(backend.cfg.MODEL.WEIGHTS)
