@@ -6,6 +6,8 @@ default model on Car Parts test photos (the served answers compared).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +183,20 @@ def test_default_model_answers_the_same_on_each_engine(
                     if d.label == detection.label and _box_gap(d.box, detection.box) <= BOX_TOLERANCE_PX
                 ]
                 assert partner, f"{name}: {detection.label} {detection.score:.2f} has no partner"
+
+
+def test_serving_process_never_loads_triton() -> None:
+    # torchvision's roi_align imports torch._dynamo, which loads Triton (~75 MB resident) where it is installed;
+    # importing `service` first marks it absent (service/__init__.py). A fresh process: this one may have it.
+    code = (
+        "import sys, torch, torchvision.ops\n"
+        "import service.api.main\n"
+        "assert sys.modules.get('triton') is None, sys.modules.get('triton')\n"
+        "boxes = [torch.tensor([[0.0, 0.0, 8.0, 8.0]])]\n"
+        "print(tuple(torchvision.ops.roi_align(torch.rand(1, 4, 16, 16), boxes, 2).shape))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", "import service\n" + code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip().endswith("(1, 4, 2, 2)")
