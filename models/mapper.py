@@ -46,8 +46,9 @@ class MirrorAwareDatasetMapper(DatasetMapper):
     def __call__(self, dataset_dict: dict[str, Any]) -> dict[str, Any]:
         if not self.is_train:
             return super().__call__(dataset_dict)
-        # DatasetMapper's own steps for a photo with instance annotations, with the car box in the augmentation
-        # input (TightCarCrop reads it; the other augmentations transform it along).
+        # DatasetMapper's own steps for a photo with instance annotations (the Car Parts records have no semantic
+        # segmentation or precomputed proposals), with the car box in the augmentation input (TightCarCrop reads it;
+        # the other augmentations transform it along).
         dataset_dict = copy.deepcopy(dataset_dict)
         image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
         utils.check_image_size(dataset_dict, image)
