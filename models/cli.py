@@ -210,10 +210,17 @@ def cmd_train_views(args: argparse.Namespace) -> int:
     from .view_training import train_view_classifier
 
     model_dir = Path(args.model_dir or _default_model_dir())
-    report = train_view_classifier(
-        model_dir, Path(args.views), Path(args.images), device=args.device, box_source=args.boxes
-    )
-    _print_view_report("held-out (cross-validated) views", report)
+    if args.tune_from is not None:
+        from .view_finetune import TuneRecipe, finetune_view_classifier
+
+        recipe = TuneRecipe(tuned_from=args.tune_from)
+        report = finetune_view_classifier(model_dir, Path(args.views), Path(args.images), args.device, recipe)
+        _print_view_report("held-out fold (it fitted the temperature)", report)
+    else:
+        report = train_view_classifier(
+            model_dir, Path(args.views), Path(args.images), device=args.device, box_source=args.boxes
+        )
+        _print_view_report("held-out (cross-validated) views", report)
     write_report(model_dir)
     return 0
 
@@ -395,6 +402,13 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         default="detector",
         choices=["detector", "annotations"],
         help="crop around the detector's main car (what the service sees) or the annotated car (no detector pass)",
+    )
+    tv.add_argument(
+        "--tune-from",
+        type=int,
+        metavar="BLOCK",
+        help="also fine-tune the trunk's blocks from BLOCK on (0-18; the shipped model: 10) on web-framed crops of "
+        "the served decode; --boxes is then the detector's",
     )
     tv.add_argument("--quiet", action="store_true", help="no progress bar")
     tv.set_defaults(func=cmd_train_views)

@@ -181,9 +181,18 @@ def plot_reliability(report: dict[str, Any], out: Path) -> None:
 
 def view_classifier_section(card: dict[str, Any], model_dir: Path) -> list[str]:
     entry = card.get("view_classifier")
-    if not entry or "cross_validated" not in entry:
+    if not entry or not ("cross_validated" in entry or "held_out" in entry):
         return []
-    held_out = entry["cross_validated"]
+    # `train-views` cross-validates a head on frozen features; `train-views --tune-from` holds one fold out.
+    folds = "folds" in entry.get("cross_validated", {})
+    held_out = entry["cross_validated"] if folds else entry["held_out"]
+    how = (
+        f"{held_out['folds']}-fold cross-validation, each photo answered by a head that never saw it, with a "
+        "temperature fitted on the other folds"
+        if folds
+        else f"one stratified fold of {held_out['photos']} photos held out of training, on which the temperature "
+        "was fitted (so its calibration figure is not independent of it)"
+    )
     plot_label_confusion(held_out, model_dir / "view_label_confusion.png", "Held-out views vs labels by eye")
     plot_reliability(held_out, model_dir / "view_reliability.png")
     floor = held_out["precision_97"]
@@ -191,8 +200,7 @@ def view_classifier_section(card: dict[str, Any], model_dir: Path) -> list[str]:
         "## Learned views",
         "",
         f"{entry['what']}. Trained on {entry['training_data']}; {entry['pretrained']}. Figures are held-out: "
-        f"{held_out['folds']}-fold cross-validation, each photo answered by a head that never saw it, with a "
-        "temperature fitted on the other folds. The crop comes from this directory's detector, which did see these "
+        f"{how}. The crop comes from this directory's detector, which did see these "
         "photos in training; it only supplies the car box (car box AP50 on the unseen test split is in the table "
         "above).",
         "",
@@ -229,7 +237,7 @@ def view_classifier_section(card: dict[str, Any], model_dir: Path) -> list[str]:
         "",
         "![held-out confusion](view_label_confusion.png) ![reliability](view_reliability.png)",
         "",
-        f"Cross-validated, {held_out['photos']} training photos (the plots above):",
+        f"{'Cross-validated' if folds else 'Held out'}, {held_out['photos']} training photos (the plots above):",
         "",
         "```",
         format_confusion(held_out["confusion"]),
@@ -305,7 +313,8 @@ def yaw_section(card: dict[str, Any], model_dir: Path) -> list[str]:
         "",
         f"Within 15 deg {yaw['within_15']:.1%}; mean absolute error {yaw['mean_error']:.1f} deg, p75 "
         f"{yaw['p75_error']:.1f}, median inside the 30 deg band {yaw['median_error_within_30']:.1f}; signed bias "
-        f"{yaw['bias']:+.1f} deg; mean confidence {yaw['mean_confidence']:.3f}{ece_interval_text(yaw)}. "
+        f"{yaw['bias']:+.1f} deg; mean confidence {yaw['mean_confidence']:.3f}, ECE {yaw['ece']:.3f}"
+        f"{ece_interval_text(yaw)}. "
         f"Beyond 30 deg: {failures}.",
         "",
         "| true view | photos | within 30 deg | median error | eight-way |",

@@ -92,15 +92,18 @@ def reliability_table(confidence: np.ndarray, correct: np.ndarray, bins: int = R
 
 def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target: float = TARGET_PRECISION) -> dict:
     """The lowest confidence floor above which the views are right >= target, and the share of photos above it."""
-    order = np.argsort(-confidence)
+    order = np.argsort(-confidence, kind="stable")
+    ranked = confidence[order]
     right = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
-    meets = np.flatnonzero(right >= target)
+    # A floor can only cut between distinct confidences: a prefix may end only where the next photo's confidence
+    # is lower (answers are rounded, so ties are common), else the floor would also admit the rest of the tie.
+    ends_a_tie = np.append(ranked[:-1] > ranked[1:], True)
+    meets = np.flatnonzero((right >= target) & ends_a_tie)
     if meets.size == 0:
         return {"target": target, "threshold": None, "share": 0.0, "accuracy": None}
-    # The longest prefix (by descending confidence) that still meets the target.
+    # The longest such prefix (by descending confidence) that still meets the target.
     last = int(meets.max())
-    # Ties: a floor can only cut between distinct confidences.
-    threshold = float(confidence[order][last])
+    threshold = float(ranked[last])
     above = confidence >= threshold
     return {
         "target": target,

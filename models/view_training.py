@@ -1,6 +1,7 @@
 """Train the learned view classifier (`service/backends/view_classifier.py`) on photos labelled by eye.
 
-The trunk is the frozen ImageNet MobileNetV2 (the same weights the detector starts from), so its features of
+The trunk is the frozen ImageNet MobileNetV2 (the same weights the detector starts from; `view_finetune.py`
+fine-tunes its last blocks instead, the shipped recipe), so its features of
 each crop are computed once and cached; only the small head trains, in seconds. That makes honest
 cross-validation cheap: every photo's held-out prediction comes from a head that never saw it, and the
 temperature that calibrates the probabilities is fitted on held-out predictions too.

@@ -3,9 +3,9 @@
 `tilt_deg` (the wheel line's slope) follows perspective: level photos of diagonal views read -23 and -35
 degrees, so it cannot tell a crooked photo. This head was trained self-supervised (`models/roll_training.py`):
 near-level photos turned by known angles, so it learned what an upright car and its surroundings look like at
-each roll. It reads the same 7x7x1280 feature map of the same crop that the view classifier computes, so the roll
-costs a few thousand multiply-adds more per photo, and it averages the photo's reading with its mirror image's
-(negated: a mirror image turns the other way).
+each roll. It reads the frozen trunk's 7x7x1280 feature map of the same crop in the view classifier's network (with
+a fine-tuned view trunk, its frozen blocks run beside the tuned copy), so the roll costs little more per photo,
+and it averages the photo's reading with its mirror image's (negated: a mirror image turns the other way).
 
 Sign, stated once (docs/api.md repeats it): `roll_deg` > 0 when the scene appears turned counter-clockwise in
 the photo (its horizon rises to the right), i.e. the camera was turned clockwise; turning the photo clockwise by

@@ -3,18 +3,20 @@
 The part-layout rule in `service.postprocess` is geometry; on close-range three-quarter photos its evidence (a
 big front, a foreshortened side) pulls the yaw toward the axis, and a detector's missed side parts do the same.
 A classifier trained on photos labelled by eye learns the convention people use instead. It looks at the main
-car's crop through a frozen ImageNet MobileNetV2 trunk and a small trained head that keeps the 7x7 spatial layout
-(where the grille, the wheels, the glass are), averages the photo with its mirror image (a mirrored photo shows
-the mirrored view) and divides the logits by a temperature fitted on held-out photos, so the top probability is
-a calibrated chance of being right.
+car's crop through an ImageNet MobileNetV2 trunk (frozen, or with its last blocks fine-tuned in a copy: `ViewNet`)
+and a small trained head that keeps the 7x7 spatial layout (where the grille, the wheels, the glass are),
+averages the photo with its mirror image (a mirrored photo shows the mirrored view) and divides the logits by a
+temperature fitted on held-out photos, so the top probability is a calibrated chance of being right.
 
 A model directory enables it with a `view_classifier` entry in `model.json` (written by
-`models/view_training.py`); without one the backend gives no view probabilities and the rule decides alone.
-A `roll_head` entry adds the camera roll, read from the same trunk pass (`roll.py`).
+`models/view_training.py`, or `models/view_finetune.py` with a `tuned_from` block); without one the backend gives
+no view probabilities and the rule decides alone. A `roll_head` entry adds the camera roll, read from the same
+pass over the frozen trunk (`roll.py`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -90,13 +92,27 @@ class ViewHead(nn.Module):
 
 
 class ViewNet(nn.Module):
-    def __init__(self, head: dict[str, Any] | None = None) -> None:
+    """The frozen ImageNet trunk and the view head; with `tuned_from` = k, the head reads a fine-tuned copy of the
+    trunk's blocks from k on (`tuned`) instead of the frozen ones, which stay for what else reads the frozen
+    features (the roll head): blocks before k run once for both."""
+
+    def __init__(self, head: dict[str, Any] | None = None, tuned_from: int | None = None) -> None:
         super().__init__()
         self.trunk = mobilenet_v2(weights=None).features
+        self.tuned_from = tuned_from
+        self.tuned = copy.deepcopy(self.trunk[tuned_from:]) if tuned_from is not None else None
         self.head = ViewHead(**(head or {}))
 
+    def features(self, images: torch.Tensor, frozen_too: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(what the view head reads, the frozen trunk's output where `frozen_too`, else None)."""
+        if self.tuned is None:
+            frozen = self.trunk(images)
+            return frozen, frozen
+        shared = self.trunk[: self.tuned_from](images)
+        return self.tuned(shared), self.trunk[self.tuned_from :](shared) if frozen_too else None
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(images))
+        return self.head(self.features(images, frozen_too=False)[0])
 
 
 def mirror_averaged_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -130,9 +146,9 @@ class CarReadingNet(nn.Module):
         self.roll_head = roll_head
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        features = self.net.trunk(images)
-        logits = self.net.head(features)
-        return (logits,) if self.roll_head is None else (logits, self.roll_head(features))
+        view_features, frozen = self.net.features(images, frozen_too=self.roll_head is not None)
+        logits = self.net.head(view_features)
+        return (logits,) if self.roll_head is None or frozen is None else (logits, self.roll_head(frozen))
 
 
 class ViewClassifier:
@@ -150,7 +166,7 @@ class ViewClassifier:
         self.spec = crop_spec(entry)
         self.temperature = float(entry["temperature"])
         self.device = device
-        self.net = ViewNet(entry.get("head"))
+        self.net = ViewNet(entry.get("head"), tuned_from(entry))
         state = torch.load(Path(model_dir) / str(entry["weights"]), map_location="cpu", weights_only=True)
         self.net.load_state_dict({key: value.float() for key, value in state.items()})
         self.net.to(device)
@@ -188,6 +204,12 @@ class ViewClassifier:
         probs = tuple(float(p) for p in softmax(logits, self.temperature) if math.isfinite(p))
         roll = None if self.roll is None else self.roll.degrees(outputs[1])
         return CarReading(probs, roll)
+
+
+def tuned_from(entry: dict[str, Any]) -> int | None:
+    """The first trunk block a `view_classifier` entry fine-tuned (None: the head reads the frozen trunk)."""
+    value = entry.get("tuned_from")
+    return None if value is None else int(value)
 
 
 def crop_spec(entry: dict[str, Any]) -> CropSpec:

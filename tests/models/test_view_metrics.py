@@ -56,6 +56,16 @@ def test_precision_threshold_keeps_the_confident_right_ones() -> None:
     assert precision_threshold(confidence, ~correct, target=0.97)["threshold"] is None
 
 
+def test_precision_threshold_never_cuts_inside_a_tie() -> None:
+    # Rounded answers tie: a floor at 0.95 admits both photos at 0.95, the wrong one too, so it is not a floor that
+    # keeps the views right >= 97%; the next distinct confidence up is.
+    confidence = np.array([0.99] * 30 + [0.95, 0.95])
+    correct = np.array([True] * 30 + [True, False])
+    floor = precision_threshold(confidence, correct, target=0.97)
+    assert floor["threshold"] == pytest.approx(0.99)
+    assert floor["share"] == pytest.approx(30 / 32) and floor["accuracy"] == 1.0
+
+
 def test_report_counts_acceptable_neighbours_and_no_view() -> None:
     labels = [ViewLabel("front", ("front_left",)), ViewLabel("back", ()), ViewLabel("left", ())]
     report = view_report(["front_left", None, "front_left"], [0.9, 0.0, 0.6], labels)
