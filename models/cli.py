@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 
 from service.engines import AUTO, ENGINE_CHOICES
+from service.margin import FrameMargin
+from service.settings import DEFAULT_FRAME_MARGIN
 
 from .paths import (
     DATA_ROOT_VARIABLE,
@@ -140,10 +142,33 @@ def _print_view_report(title: str, report: dict | None) -> None:
         print(f"confidence >= {floor['threshold']}: {floor['accuracy']:.1%} right, {share}")
 
 
+def served_margin(args: argparse.Namespace) -> FrameMargin:
+    """`--frame-margin`: the served path as a service with that POSE_FRAME_MARGIN runs it. The model card holds the
+    default's figures only, so `--write` is refused with another share."""
+    if args.write and args.frame_margin != DEFAULT_FRAME_MARGIN:
+        raise SystemExit(
+            f"carpose: --write stores the default served path's figures (--frame-margin {DEFAULT_FRAME_MARGIN}); "
+            "drop --write to measure another margin"
+        )
+    return FrameMargin(share=args.frame_margin)
+
+
+def add_frame_margin(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--frame-margin",
+        type=float,
+        default=DEFAULT_FRAME_MARGIN,
+        metavar="SHARE",
+        help="POSE_FRAME_MARGIN of the served path measured (default: the service's, %(default)s = off)",
+    )
+
+
 def cmd_eval_views(args: argparse.Namespace, model_dir: Path) -> int:
     from .view_eval import evaluate_views
 
-    result = evaluate_views(model_dir, Path(args.views), Path(args.images), device=args.device, engine=args.engine)
+    result = evaluate_views(
+        model_dir, Path(args.views), Path(args.images), args.device, args.engine, served_margin(args)
+    )
     if args.write and result["view_classifier"] and result["unseen"] is not None:
         unseen = {"labels": Path(args.views).name, **result["unseen"]}
         _store_in_card(model_dir, ("view_classifier", "unseen_evaluation"), unseen)
@@ -165,7 +190,7 @@ def cmd_eval_yaw(args: argparse.Namespace, model_dir: Path) -> int:
     from .yaw_eval import evaluate_yaw
 
     images = Path(args.images) if args.images != str(DEFAULT_VIEW_IMAGES) else Path(args.yaw).parent
-    result = evaluate_yaw(model_dir, Path(args.yaw), images, device=args.device, engine=args.engine)
+    result = evaluate_yaw(model_dir, Path(args.yaw), images, args.device, args.engine, served_margin(args))
     report = result["report"]
     set_name = Path(args.yaw).resolve().parent.name
     if args.rows:
@@ -264,6 +289,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return cmd_eval_views(args, model_dir)
     if args.yaw:
         return cmd_eval_yaw(args, model_dir)
+    if args.frame_margin != DEFAULT_FRAME_MARGIN:
+        raise SystemExit("carpose eval: --frame-margin measures the served path: give --views or --yaw")
     if args.write:
         metrics = _evaluate_into_card(model_dir, Path(args.dataset), args.split, args.device, args.limit, args.engine)
     else:
@@ -297,7 +324,7 @@ def cmd_turntable(args: argparse.Namespace) -> int:
     from .turntable import measure
 
     model_dir = Path(args.model_dir or _default_model_dir())
-    result = measure(model_dir, Path(args.turntable), device=args.device, engine=args.engine)
+    result = measure(model_dir, Path(args.turntable), args.device, engine=args.engine, margin=served_margin(args))
     for row in result["rows"]:
         print(json.dumps(row))
     summary = {k: v for k, v in result.items() if k != "rows"}
@@ -389,6 +416,7 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         help="directory of the photos named in --views or --yaw (with --yaw, default: the TSV's directory)",
     )
     ev.add_argument("--rows", help="with --yaw: also write one JSON line per photo to this file (keep it out of git)")
+    add_frame_margin(ev)
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_eval)
 
@@ -440,6 +468,7 @@ def add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     tt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     tt.add_argument("--engine", default=AUTO, choices=ENGINE_CHOICES, help="inference engine (POSE_ENGINE's values)")
     tt.add_argument("--write", action="store_true", help="store the summary in model.json and rewrite report.md")
+    add_frame_margin(tt)
     tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=cmd_turntable)
 

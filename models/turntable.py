@@ -16,6 +16,7 @@ import numpy as np
 from service.backends.detectron import DetectronBackend
 from service.console import progress
 from service.engines import AUTO
+from service.margin import FrameMargin
 from service.postprocess import VIEWS, PoseConfig
 from service.postprocess.geometry import signed_delta_deg
 from service.runtime import Runtime
@@ -37,10 +38,16 @@ def acceptable_views(azimuth: float) -> set[str]:
 
 
 def measure(
-    model_dir: Path, turntable_dir: Path, device: str = "auto", score_threshold: float = 0.5, engine: str = AUTO
+    model_dir: Path,
+    turntable_dir: Path,
+    device: str = "auto",
+    score_threshold: float = 0.5,
+    engine: str = AUTO,
+    margin: FrameMargin | None = None,
 ) -> dict[str, Any]:
+    """`margin`: POSE_FRAME_MARGIN's (None: the service's default)."""
     backend = DetectronBackend(model_dir, device=device, score_threshold=score_threshold, engine=engine)
-    runtime = Runtime(backend, PoseConfig(score_threshold=score_threshold))
+    runtime = Runtime(backend, PoseConfig(score_threshold=score_threshold), frame_margin=margin or FrameMargin())
     rows: list[dict[str, Any]] = []
     for path in progress(sorted(turntable_dir.iterdir()), desc="carpose turntable", unit="photo"):
         match = NAME_PATTERN.match(path.name)

@@ -16,6 +16,7 @@ from service.backends.detectron import DetectronBackend
 from service.backends.view_classifier import MODEL_CARD_KEY
 from service.console import progress
 from service.engines import AUTO
+from service.margin import FrameMargin
 from service.postprocess import PoseConfig
 from service.runtime import Runtime
 
@@ -24,10 +25,17 @@ from .view_training import iter_labelled, read_view_labels
 
 
 def evaluate_views(
-    model_dir: Path, labels_path: Path, image_dir: Path, device: str = "auto", engine: str = AUTO
+    model_dir: Path,
+    labels_path: Path,
+    image_dir: Path,
+    device: str = "auto",
+    engine: str = AUTO,
+    margin: FrameMargin | None = None,
 ) -> dict[str, Any]:
+    """`margin`: POSE_FRAME_MARGIN's (None: the service's default)."""
     backend = DetectronBackend(model_dir, device=device, engine=engine)
-    runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold))
+    config = PoseConfig(score_threshold=backend.score_threshold)
+    runtime = Runtime(backend, config, frame_margin=margin or FrameMargin())
     entry = backend.card.extra.get(MODEL_CARD_KEY) or {}
     trained_on = set(entry.get("training_photos", []))
     rows: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ from typing import Any
 from service.backends.detectron import DetectronBackend
 from service.console import progress
 from service.engines import AUTO
+from service.margin import FrameMargin
 from service.postprocess import PoseConfig
 from service.runtime import Runtime
 
@@ -37,10 +38,17 @@ def read_yaw_labels(path: Path) -> dict[str, float]:
 
 
 def evaluate_yaw(
-    model_dir: Path, labels_path: Path, image_dir: Path, device: str = "auto", engine: str = AUTO
+    model_dir: Path,
+    labels_path: Path,
+    image_dir: Path,
+    device: str = "auto",
+    engine: str = AUTO,
+    margin: FrameMargin | None = None,
 ) -> dict[str, Any]:
+    """`margin`: POSE_FRAME_MARGIN's (None: the service's default)."""
     backend = DetectronBackend(model_dir, device=device, engine=engine)
-    runtime = Runtime(backend, PoseConfig(score_threshold=backend.score_threshold))
+    config = PoseConfig(score_threshold=backend.score_threshold)
+    runtime = Runtime(backend, config, frame_margin=margin or FrameMargin())
     labels = read_yaw_labels(labels_path)
     rows: list[dict[str, Any]] = []
     missing = 0

@@ -7,9 +7,9 @@ stderr is a terminal, or where CARPOSE_PROGRESS=1 asks for it (a log file, a ben
 know about either.
 
 The library warnings silenced here are each matched by message, category and emitting module, and only for the
-CLI process (`quiet_library_warnings`, called by service.cli.run): all three come from code that is not ours
-(fvcore and detectron2 calling torch APIs that torch has deprecated), say nothing a user can act on, and print on
-every command. Anything else still prints.
+CLI process (`quiet_library_warnings`, called by service.cli.run): all of them come from code that is not ours
+(fvcore, detectron2 and OpenVINO's converter calling torch APIs that torch has deprecated), say nothing a user
+can act on, and print on every command. Anything else still prints.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ LIBRARY_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
     (r"`torch\.jit\.script` is deprecated", FutureWarning, r"torch\.jit\._script"),
     # detectron2's anchor generator calls torch.meshgrid(y, x) without `indexing` (it means "ij", the default).
     (r"torch\.meshgrid: in an upcoming release", UserWarning, r"torch\.functional"),
+    # OpenVINO's convert_model traces each network with torch.jit.trace when the engine converts it.
+    (r"`torch\.jit\.trace(_method)?` is deprecated", FutureWarning, r"torch\.jit\._trace"),
 )
 # (logger, message prefix) of log records: torch logs this once when detectron2's poolers ask is_fx_tracing().
 LIBRARY_LOG_RECORDS: tuple[tuple[str, str], ...] = (

@@ -15,7 +15,7 @@ import pytest
 from service import console
 from tests.service.helpers import CLEAR_PHOTO
 
-LIBRARY_NOISE = ("torch.jit.script", "torch.meshgrid", "is_fx_tracing")
+LIBRARY_NOISE = ("torch.jit.script", "torch.jit.trace", "torch.meshgrid", "is_fx_tracing")
 
 
 def test_only_the_listed_library_warnings_are_silenced() -> None:

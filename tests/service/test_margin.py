@@ -8,6 +8,7 @@ Parts test and turntable photos (skip without them).
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PIL import Image
 
 from benchmarks.whole_car import crop as close_up
 from models.turntable import acceptable_views, angular_error
+from service.cli import main as carpose
 from service.imaging import DecodedImage
 from service.margin import MARGIN_GREY, FrameMargin, is_tight, to_photo, with_margin, with_photo_readings
 from service.postprocess import Detection
@@ -200,3 +202,27 @@ def test_the_classifier_reads_a_tight_crop_without_the_margin(
     pose = plain.predict(tight_crop(framed_runtime, turntable_dir / name)).pose
     assert pose.azimuth_deg is not None and angular_error(pose.azimuth_deg, truth) <= 30.0, pose
     assert pose.view in acceptable_views(truth)
+
+
+def test_carpose_eval_yaw_measures_the_margin_it_is_given(
+    framed_runtime: Runtime, turntable_dir: Path, default_model_dir: Path, tmp_path: Path
+) -> None:
+    # `--frame-margin` measures the served path as a service with that POSE_FRAME_MARGIN runs it: the regression
+    # crop is off without the margin and right with it, as in test_a_photo_cropped_tight_to_its_car_gets_its_yaw.
+    name, truth, max_error, min_error_without = TIGHT_REGRESSIONS[0]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / name).write_bytes(tight_crop(framed_runtime, turntable_dir / name))
+    labels = photos / "labels.tsv"
+    labels.write_text(f"{name}\t{truth}\n")
+    command = ["eval", "--model-dir", str(default_model_dir), "--yaw", str(labels), "--quiet"]
+    errors = {}
+    for share in ("0", "0.2"):
+        rows = tmp_path / f"rows-{share}.jsonl"
+        assert carpose([*command, "--rows", str(rows), "--frame-margin", share]) == 0
+        (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
+        errors[share] = angular_error(row["azimuth"], truth)
+    assert errors["0"] >= min_error_without and errors["0.2"] <= max_error, errors
+    # The model card holds the default served path's figures only.
+    with pytest.raises(SystemExit, match="--write"):
+        carpose([*command, "--frame-margin", "0.2", "--write"])
