@@ -255,7 +255,7 @@ def report(runtime: Runtime, rows: list[dict]) -> None:
     whole = [(p, r["label"]) for r, p, _ in posed if r["kind"] == "whole" and r["label"] and p.view]
     total = sum(1 for r, _, _ in posed if r["kind"] == "whole" and r["label"])
     print(f"{'floor':>6} {'kept':>6} {'right (exact)':>14} {'right (or alternate)':>21}")
-    for floor in (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97):
+    for floor in (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97):
         kept = [(p, lab) for p, lab in whole if p.confidence >= floor]
         if not kept:
             continue

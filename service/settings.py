@@ -145,12 +145,12 @@ class Settings(BaseSettings):
 
     coverage_max_images: int = Field(24, ge=1, le=256, description="Photos per POST /coverage; 413 above")
     coverage_min_confidence: float = Field(
-        0.93,
+        0.97,
         ge=0.0,
         le=1.0,
         description="POST /coverage counts a view only at this confidence or more (default of its min_confidence; "
-        "chosen where the default model's eight-way view was right >= 97% on held-out photos; with today's "
-        "classifier 96.6% on 88% of them, docs/views.md)",
+        "the page marks answers below it 'not sure'): the floor where the default model's eight-way view is right "
+        ">= 97% on held-out photos, docs/views.md",
     )
     coverage_max_total_bytes: int = Field(
         60_000_000, gt=0, description="Body size limit of POST /coverage (all its photos together); 413 above"

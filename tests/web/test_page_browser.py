@@ -316,7 +316,7 @@ def rich_response(rendered_image: str) -> dict[str, Any]:
         "azimuth_deg": 41.0,
         "tilt_deg": -1.5,
         "roll_deg": 1.2,
-        "confidence": 0.96,
+        "confidence": 0.99,
         "reason": None,
         "cars_detected": 1,
         "car": {"box": [10, 10, 300, 200], "score": 0.98},

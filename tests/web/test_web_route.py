@@ -16,7 +16,12 @@ from service.settings import Settings
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     # No `with`: the lifespan (model loading) never runs, and the page needs no model.
-    settings = Settings(model_dir=tmp_path_factory.mktemp("no_model"), max_upload_bytes=1_234_567, warmup=False)
+    settings = Settings(
+        model_dir=tmp_path_factory.mktemp("no_model"),
+        max_upload_bytes=1_234_567,
+        coverage_min_confidence=0.8,
+        warmup=False,
+    )
     return TestClient(create_app(settings))
 
 
@@ -26,6 +31,7 @@ def test_index_is_the_page_with_settings_filled_in(client: TestClient) -> None:
     assert response.headers["content-type"].startswith("text/html")
     html = response.text
     assert '<meta name="carpose-max-upload-bytes" content="1234567">' in html
+    assert '<meta name="carpose-sure-confidence" content="0.8">' in html  # the /coverage floor
     assert "__" not in html  # every placeholder filled
     version = re.search(r'/static/app\.js\?v=([0-9a-f]{12})"', html)
     assert version and f"/static/style.css?v={version.group(1)}" in html

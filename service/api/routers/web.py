@@ -43,9 +43,14 @@ def _page_template(static_dir: Path, page: str = "index.html", assets: tuple[str
     return (static_dir / page).read_text(encoding="utf-8"), digest.hexdigest()[:12]
 
 
-def render_index(max_upload_bytes: int, static_dir: Path = STATIC_DIR) -> str:
+def render_index(max_upload_bytes: int, sure_confidence: float, static_dir: Path = STATIC_DIR) -> str:
+    """The page; `sure_confidence`: below it an answer is marked "not sure" (the /coverage floor)."""
     html, asset_version = _page_template(static_dir)
-    return html.replace("__MAX_UPLOAD_BYTES__", str(int(max_upload_bytes))).replace("__ASSET_VERSION__", asset_version)
+    return (
+        html.replace("__MAX_UPLOAD_BYTES__", str(int(max_upload_bytes)))
+        .replace("__SURE_CONFIDENCE__", repr(float(sure_confidence)))
+        .replace("__ASSET_VERSION__", asset_version)
+    )
 
 
 def render_capture(max_upload_bytes: int, static_dir: Path = STATIC_DIR) -> str:
@@ -56,7 +61,8 @@ def render_capture(max_upload_bytes: int, static_dir: Path = STATIC_DIR) -> str:
 @router.get("/", response_class=HTMLResponse)
 async def index(request: Request) -> HTMLResponse:
     settings = request.app.state.settings
-    return HTMLResponse(render_index(settings.max_upload_bytes), headers=PAGE_HEADERS)
+    page = render_index(settings.max_upload_bytes, settings.coverage_min_confidence)
+    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 # The capture page asks for the rear camera: allowed for this origin only.

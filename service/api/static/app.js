@@ -52,8 +52,13 @@
   const KEY_STORAGE = "carpose-api-key";
   // POSE_QUALITY_MIN_SHARPNESS's default: four times it is crisp (docs/quality.md: originals' p5 is 547).
   const SHARP_REFERENCE = 150;
-  // Below this confidence an answer is marked "not sure" (docs/decisions.md: the default POSE_MIN_CONFIDENCE).
-  const SURE_CONFIDENCE = 0.93;
+  // Below this confidence an answer is marked "not sure": the server's POST /coverage floor
+  // (POSE_COVERAGE_MIN_CONFIDENCE, docs/decisions.md), filled into the page.
+  const SURE_CONFIDENCE = (() => {
+    const meta = document.querySelector('meta[name="carpose-sure-confidence"]');
+    const value = meta ? parseFloat(meta.getAttribute("content")) : NaN;
+    return Number.isFinite(value) ? value : 1; // unfilled (not served by carpose): nothing is sure
+  })();
 
   const $ = (id) => document.getElementById(id);
   const form = $("upload");
