@@ -57,7 +57,7 @@
   const SURE_CONFIDENCE = (() => {
     const meta = document.querySelector('meta[name="carpose-sure-confidence"]');
     const value = meta ? parseFloat(meta.getAttribute("content")) : NaN;
-    return Number.isFinite(value) ? value : 1; // unfilled (not served by carpose): nothing is sure
+    return Number.isFinite(value) ? value : 1; // unfilled (opened as /static/index.html): nothing is marked sure
   })();
 
   const $ = (id) => document.getElementById(id);
