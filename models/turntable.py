@@ -17,9 +17,10 @@ from service.backends.detectron import DetectronBackend
 from service.console import progress
 from service.engines import AUTO
 from service.margin import FrameMargin
-from service.postprocess import VIEWS, PoseConfig
+from service.postprocess import VIEWS
 from service.postprocess.geometry import signed_delta_deg
-from service.runtime import Runtime
+
+from .served import served_runtime
 
 STEP_DEG = 22.5
 NAME_PATTERN = re.compile(r"^(?P<car>[0-9a-f]+)_(?P<step>\d{2})\.jpe?g$", re.IGNORECASE)
@@ -47,7 +48,7 @@ def measure(
 ) -> dict[str, Any]:
     """`margin`: POSE_FRAME_MARGIN's (None: the service's default)."""
     backend = DetectronBackend(model_dir, device=device, score_threshold=score_threshold, engine=engine)
-    runtime = Runtime(backend, PoseConfig(score_threshold=score_threshold), frame_margin=margin or FrameMargin())
+    runtime = served_runtime(backend, margin)
     rows: list[dict[str, Any]] = []
     for path in progress(sorted(turntable_dir.iterdir()), desc="carpose turntable", unit="photo"):
         match = NAME_PATTERN.match(path.name)

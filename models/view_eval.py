@@ -17,9 +17,8 @@ from service.backends.view_classifier import MODEL_CARD_KEY
 from service.console import progress
 from service.engines import AUTO
 from service.margin import FrameMargin
-from service.postprocess import PoseConfig
-from service.runtime import Runtime
 
+from .served import served_runtime
 from .view_metrics import agrees, view_report
 from .view_training import iter_labelled, read_view_labels
 
@@ -34,8 +33,7 @@ def evaluate_views(
 ) -> dict[str, Any]:
     """`margin`: POSE_FRAME_MARGIN's (None: the service's default)."""
     backend = DetectronBackend(model_dir, device=device, engine=engine)
-    config = PoseConfig(score_threshold=backend.score_threshold)
-    runtime = Runtime(backend, config, frame_margin=margin or FrameMargin())
+    runtime = served_runtime(backend, margin)
     entry = backend.card.extra.get(MODEL_CARD_KEY) or {}
     trained_on = set(entry.get("training_photos", []))
     rows: list[dict[str, Any]] = []

@@ -18,9 +18,8 @@ from service.backends.detectron import DetectronBackend
 from service.console import progress
 from service.engines import AUTO
 from service.margin import FrameMargin
-from service.postprocess import PoseConfig
-from service.runtime import Runtime
 
+from .served import served_runtime
 from .yaw_metrics import YawAnswer, yaw_report
 
 
@@ -47,8 +46,7 @@ def evaluate_yaw(
 ) -> dict[str, Any]:
     """`margin`: POSE_FRAME_MARGIN's (None: the service's default)."""
     backend = DetectronBackend(model_dir, device=device, engine=engine)
-    config = PoseConfig(score_threshold=backend.score_threshold)
-    runtime = Runtime(backend, config, frame_margin=margin or FrameMargin())
+    runtime = served_runtime(backend, margin)
     labels = read_yaw_labels(labels_path)
     rows: list[dict[str, Any]] = []
     missing = 0
