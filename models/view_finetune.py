@@ -30,6 +30,7 @@ from service.backends.view_classifier import (
     ViewNet,
     crop_car,
     mirror_averaged_logits,
+    softmax,
     to_tensor,
 )
 from service.console import progress
@@ -194,9 +195,7 @@ def finetune_view_classifier(
     net = tune(tunable_net(recipe, head_recipe), train, spec, recipe)
     logits = served_logits(net, calibration, spec)
     temperature = fit_temperature(logits, np.array([photo.view for photo in calibration]))
-    scaled = logits / temperature
-    probabilities = np.exp(scaled - scaled.max(1, keepdims=True))
-    probabilities /= probabilities.sum(1, keepdims=True)
+    probabilities = softmax(logits, temperature)
     held_labels = [label for (_, label), out in zip(labelled, held, strict=True) if out]
     report = summarise(probabilities, held_labels)
     entry = {
