@@ -40,10 +40,12 @@ from service.postprocess import VIEWS
 from .view_training import (
     HeadRecipe,
     ViewLabel,
+    car_box_detector,
     export_view_classifier,
     fit_temperature,
     iter_labelled,
     jittered_box,
+    main_car_box,
     read_view_labels,
     stratified_folds,
     summarise,
@@ -79,18 +81,14 @@ class ServedCrop:
 
 
 def served_crops(model_dir: Path, labelled: Sequence[tuple[Path, ViewLabel]], device: str) -> list[ServedCrop]:
-    from service.backends.detectron import DetectronBackend
     from service.imaging import decode_upload
 
-    backend = DetectronBackend(model_dir, device=device)
-    backend.view_classifier = None  # only the car box is wanted
+    backend = car_box_detector(model_dir, device)
     photos = []
     for path, label in progress(labelled, desc="train-views: served crops", unit="photo"):
         # No upload limits: these are our own training photos, decoded as an accepted upload is.
         image = decode_upload(path.read_bytes(), 1 << 40, 1 << 40, backend.working_size())
-        car = backend.main_car(backend.detect_array(image.rgb), (image.width, image.height))
-        box = car.box if car is not None else (0.0, 0.0, float(image.width), float(image.height))
-        photos.append(ServedCrop(image.rgb, box, VIEWS.index(label.view)))
+        photos.append(ServedCrop(image.rgb, main_car_box(backend, image.rgb), VIEWS.index(label.view)))
     return photos
 
 

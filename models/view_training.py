@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -51,6 +51,9 @@ from service.postprocess.geometry import VIEW_BIN_DEG, signed_delta_deg
 
 from .groundtruth import car_instance, split_coco_instances
 from .view_metrics import view_report
+
+if TYPE_CHECKING:  # imported where used: loading Detectron2 is slow and only the detector paths need it
+    from service.backends.detectron import DetectronBackend
 
 log = logging.getLogger("models.view_training")
 
@@ -376,19 +379,28 @@ def summarise(probabilities: np.ndarray, labels: Sequence[ViewLabel]) -> dict[st
     return view_report([VIEWS[int(i)] for i in probabilities.argmax(1)], probabilities.max(1).tolist(), labels)
 
 
-def main_car_boxes(model_dir: Path, images: Sequence[Path], device: str) -> list[tuple[float, float, float, float]]:
-    """The detector's main car box in each photo (the crop the service will classify); the whole photo if none."""
+def car_box_detector(model_dir: Path, device: str) -> DetectronBackend:
+    """The model directory's detector, to find the car box a view classifier is trained on (`main_car_box`)."""
     from service.backends.detectron import DetectronBackend
 
     backend = DetectronBackend(model_dir, device=device)
     backend.view_classifier = None  # only the car box is wanted, never a previous classifier's opinion
-    boxes = []
-    for path in progress(images, desc="train-views: car boxes", unit="photo"):
-        rgb = load_rgb(path)
-        height, width = rgb.shape[:2]
-        car = backend.main_car(backend.detect_array(rgb), (width, height))
-        boxes.append(car.box if car is not None else (0.0, 0.0, float(width), float(height)))
-    return boxes
+    return backend
+
+
+def main_car_box(backend: DetectronBackend, rgb: np.ndarray) -> tuple[float, float, float, float]:
+    """The detector's main car box in the photo (the crop the service will classify); the whole photo if none."""
+    height, width = rgb.shape[:2]
+    car = backend.main_car(backend.detect_array(rgb), (width, height))
+    return car.box if car is not None else (0.0, 0.0, float(width), float(height))
+
+
+def main_car_boxes(model_dir: Path, images: Sequence[Path], device: str) -> list[tuple[float, float, float, float]]:
+    """The detector's main car box in each full-size photo."""
+    backend = car_box_detector(model_dir, device)
+    return [
+        main_car_box(backend, load_rgb(path)) for path in progress(images, desc="train-views: car boxes", unit="photo")
+    ]
 
 
 def annotated_car_boxes(annotations: Path, images: Sequence[Path]) -> list[tuple[float, float, float, float]]:
